@@ -1,0 +1,81 @@
+"""The span exporter that writes the ledger, run behind a batch span processor."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from paid_hooks import _pipeline
+from paid_hooks.attributes import SCOPE_NAME
+from paid_hooks.model import PricedCall, SignalRecord
+
+__all__ = ["LedgerSink", "LedgerSpanExporter", "OwnSpansBatchProcessor"]
+
+log = logging.getLogger("paid_hooks.ledger")
+
+
+class LedgerSink(Protocol):
+    def write(self, calls: Sequence[PricedCall], signals: Sequence[SignalRecord]) -> None: ...
+
+
+class LedgerSpanExporter(SpanExporter):
+    """Writes the records behind this library's spans into a ledger; never raises."""
+
+    def __init__(self, ledger: LedgerSink) -> None:
+        self.ledger = ledger
+        self.failed_batches = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        calls: list[PricedCall] = []
+        signals: list[SignalRecord] = []
+        for span in spans:
+            if span.context is None:
+                continue
+            record = _pipeline.PENDING.pop(span.context.span_id, None)
+            if isinstance(record, PricedCall):
+                calls.append(record)
+            elif isinstance(record, SignalRecord):
+                signals.append(record)
+        return self.write(calls, signals)
+
+    def write(self, calls: Sequence[PricedCall], signals: Sequence[SignalRecord]) -> SpanExportResult:
+        try:
+            self.ledger.write(calls, signals)
+        except Exception:
+            self.failed_batches += 1
+            log.exception("paid_hooks: could not write %d calls and %d signals to the ledger",
+                          len(calls), len(signals))
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def write_records(self, records: Sequence[PricedCall | SignalRecord]) -> None:
+        self.write([r for r in records if isinstance(r, PricedCall)],
+                   [r for r in records if isinstance(r, SignalRecord)])
+
+    def shutdown(self) -> None:
+        close = getattr(self.ledger, "close", None)
+        if close is not None:
+            close()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+class OwnSpansBatchProcessor(BatchSpanProcessor):
+    """A batch processor that only takes this library's own spans.
+
+    Added to an application's tracer provider, it ignores every other span cheaply.
+    """
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        scope = span.instrumentation_scope
+        if scope is not None and scope.name == SCOPE_NAME:
+            super().on_end(span)

@@ -1,0 +1,224 @@
+"""The common cost-span model: one framework-neutral record per AI call.
+
+Every plugin, whatever framework or provider it reads, describes a model call with the
+types in this module and hands it to the recorder (:func:`paid_hooks.start_call`).
+
+Token semantics follow the OpenTelemetry GenAI semantic conventions, and they are the
+same for every provider once a plugin has normalised them:
+
+* ``input_tokens`` is ALL input, cached and cache-written tokens INCLUDED;
+* ``output_tokens`` is ALL output, reasoning tokens INCLUDED;
+* ``cache_read_tokens``, ``cache_write_tokens`` (and its 5m/1h split) are subsets of input;
+* ``reasoning_tokens`` is a subset of output.
+
+``None`` means "not reported", ``0`` means "reported as zero": the two are never mixed.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
+
+__all__ = [
+    "AICall",
+    "CallStatus",
+    "CostStatus",
+    "Price",
+    "PricedCall",
+    "SignalRecord",
+    "Unpriced",
+    "Usage",
+]
+
+_EMPTY: Mapping[str, int | Decimal] = MappingProxyType({})
+
+
+class CallStatus(str, enum.Enum):
+    """How the AI call itself ended."""
+
+    OK = "ok"
+    ERROR = "error"
+
+
+class CostStatus(str, enum.Enum):
+    """What the ledger knows of a call's cost. A cost is never silently zero."""
+
+    PRICED = "priced"
+    """Usage was reported and a price source priced it."""
+    UNPRICED = "unpriced"
+    """Usage was reported but no price source knows the model (see ``cost_reason``)."""
+    USAGE_UNKNOWN = "usage_unknown"
+    """The provider was (probably) billed but the usage never reached us."""
+    NO_CHARGE = "no_charge"
+    """The call failed and the provider reported no usage: nothing was billed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Normalised token and unit counts of one AI call (semantic-convention meaning).
+
+    ``units`` holds any other billable unit under its genai-prices name (for example
+    ``web_searches``, ``input_document_pages``, ``audio_seconds``) or a plugin-defined
+    name (``images``); units no price source knows leave the call ``unpriced``.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    cache_write_5m_tokens: int | None = None
+    cache_write_1h_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    input_audio_tokens: int | None = None
+    output_audio_tokens: int | None = None
+    input_image_tokens: int | None = None
+    output_image_tokens: int | None = None
+    units: Mapping[str, int | Decimal] = field(default_factory=lambda: _EMPTY)
+    estimated: bool = False
+    """True when the counts are an estimate (e.g. a tokenizer), not provider-reported."""
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output (subsets are never added again)."""
+        return self.input_tokens + self.output_tokens
+
+    def reported_fields(self) -> int:
+        """How many counts were reported: used to keep the richest of duplicate records."""
+        count = 0
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "units":
+                count += len(value)
+            elif f.name != "estimated" and value is not None:
+                count += 1
+        return count
+
+    def to_dict(self) -> dict[str, Any]:
+        """The reported counts as a JSON-ready dict (``None`` fields left out)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "units":
+                if value:
+                    out["units"] = {k: str(v) if isinstance(v, Decimal) else v
+                                    for k, v in value.items()}
+            elif f.name == "estimated":
+                if value:
+                    out["estimated"] = True
+            elif value is not None:
+                out[f.name] = value
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Usage:
+        """Inverse of :meth:`to_dict`; unknown keys are ignored."""
+        known = {f.name for f in fields(cls)}
+        kwargs: dict[str, Any] = {k: v for k, v in data.items() if k in known}
+        if "units" in kwargs:
+            kwargs["units"] = MappingProxyType({
+                k: Decimal(v) if isinstance(v, str) else v for k, v in kwargs["units"].items()
+            })
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class AICall:
+    """One AI provider call, as a plugin saw it. Immutable once recorded.
+
+    ``usage is None`` means the usage was not reported; ``usage_unknown_reason`` then
+    says why (``stream_closed_early``, ``not_reported``, ...).
+    """
+
+    provider: str
+    """OpenTelemetry ``gen_ai.provider.name``: ``openai``, ``anthropic``, ``aws.bedrock``..."""
+    operation: str
+    """``gen_ai.operation.name``: ``chat``, ``embeddings``, ``generate_content``..."""
+    request_model: str | None
+    response_model: str | None
+    usage: Usage | None
+    captured_by: str
+    """Name of the plugin that captured the call (``openai``, ``httpx``, ``langchain``)."""
+    start_time_ns: int
+    end_time_ns: int
+    status: CallStatus = CallStatus.OK
+    error_type: str | None = None
+    usage_unknown_reason: str | None = None
+    response_id: str | None = None
+    streaming: bool = False
+    service_tier: str | None = None
+    batch: bool = False
+    server_address: str | None = None
+
+    @property
+    def model(self) -> str | None:
+        """The model to price: the served model when known, else the requested one."""
+        return self.response_model or self.request_model
+
+    @property
+    def latency_ms(self) -> float:
+        return (self.end_time_ns - self.start_time_ns) / 1e6
+
+    def richness(self) -> int:
+        """A score that orders duplicate records of one provider response (higher wins)."""
+        if self.usage is None:
+            return 0
+        measured = 0 if self.usage.estimated else 1000
+        return measured + self.usage.reported_fields() * 10 + (1 if self.response_model else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """The cost of one call, in exact decimal money."""
+
+    amount: Decimal
+    currency: str = "USD"
+    source: str = "local"
+    """``gen_ai.usage.cost.source``: ``local`` (computed here) or ``provider``."""
+    price_source: str = ""
+    """Which price data priced it, e.g. ``genai-prices 0.2.3`` or ``overrides.toml``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unpriced:
+    """A price source's explicit answer that it cannot price a call, with the reason."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PricedCall:
+    """An :class:`AICall` with its attribution and its cost status, as the ledger stores it."""
+
+    call: AICall
+    trace_id: int
+    span_id: int
+    external_customer_id: str | None
+    external_agent_id: str | None
+    cost_status: CostStatus
+    price: Price | None = None
+    cost_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignalRecord:
+    """One business event ("signal") recorded in a trace."""
+
+    event_name: str
+    external_customer_id: str
+    external_agent_id: str
+    trace_id: int
+    idempotency_key: str
+    enable_cost_tracing: bool
+    timestamp_ns: int
+    data_json: str | None = None
+    cost_tracing_rejected: bool = False
+    rejection_reason: str | None = None
+    span_id: int = 0

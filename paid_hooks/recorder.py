@@ -1,0 +1,165 @@
+"""The recorder: the one door through which every plugin reports an AI call.
+
+A plugin calls :func:`start_call` when a model call begins and then exactly one of
+:meth:`CallHandle.finish`, :meth:`CallHandle.fail` or :meth:`CallHandle.usage_unknown`
+when it ends (a later call of any of them is ignored). Only an immutable record is
+built and queued on the caller's thread; pricing and span creation happen on the
+pipeline worker. Nothing here raises into the caller.
+
+Exactly once: a layer that records a call runs the provider SDK inside
+``with handle.exclusive():``. While that block runs, every lower layer's
+:func:`start_call` (the same call seen by auto-instrumentation or by the httpx hook)
+returns an inactive handle that records nothing. Layers that cannot wrap the call (a
+framework callback on another thread) are de-duplicated in the ledger by provider
+response id within the trace, keeping the richest record.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from opentelemetry import context as otel_context
+
+from paid_hooks import _runtime
+from paid_hooks.context import current_scope
+from paid_hooks.model import AICall, CallStatus, Usage
+
+__all__ = ["CallHandle", "call_in_flight", "start_call"]
+
+log = logging.getLogger("paid_hooks.recorder")
+
+_IN_FLIGHT: ContextVar[str | None] = ContextVar("paid_hooks_call_in_flight", default=None)
+_SUPPRESS_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY
+
+
+def call_in_flight() -> str | None:
+    """Name of the plugin already recording the call running in this context, if any."""
+    return _IN_FLIGHT.get()
+
+
+class CallHandle:
+    """One AI call in progress. Create it with :func:`start_call`."""
+
+    __slots__ = (
+        "_done", "batch", "captured_by", "operation", "parent", "provider", "recording",
+        "request_model", "scope", "server_address", "start_time_ns", "streaming",
+    )
+
+    def __init__(self, *, provider: str, operation: str, request_model: str | None,
+                 captured_by: str, streaming: bool, server_address: str | None,
+                 batch: bool, recording: bool) -> None:
+        self.provider = provider
+        self.operation = operation
+        self.request_model = request_model
+        self.captured_by = captured_by
+        self.streaming = streaming
+        self.server_address = server_address
+        self.batch = batch
+        self.recording = recording
+        """False when another layer records this call (or tracing is off): all no-ops."""
+        self.start_time_ns = time.time_ns()
+        self.scope = current_scope() if recording else None
+        self.parent = otel_context.get_current() if recording else None
+        self._done = not recording
+
+    @contextmanager
+    def exclusive(self) -> Iterator[CallHandle]:
+        """Run the provider call in this block: lower layers then record nothing."""
+        if not self.recording:
+            yield self
+            return
+        token = _IN_FLIGHT.set(self.captured_by)
+        try:
+            yield self
+        finally:
+            try:
+                _IN_FLIGHT.reset(token)
+            except ValueError:
+                _IN_FLIGHT.set(None)
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def finish(self, usage: Usage | None, *, response_model: str | None = None,
+               response_id: str | None = None, service_tier: str | None = None,
+               usage_unknown_reason: str | None = None) -> None:
+        """The call succeeded. ``usage=None`` records it as ``usage_unknown``."""
+        self._submit(CallStatus.OK, usage, response_model, response_id, service_tier, None,
+                     usage_unknown_reason or (None if usage is not None else "not_reported"))
+
+    def fail(self, error: BaseException | str, *, usage: Usage | None = None,
+             response_model: str | None = None, response_id: str | None = None) -> None:
+        """The call failed. Without ``usage`` it costs nothing (the provider billed nothing)."""
+        error_type = error if isinstance(error, str) else type(error).__qualname__
+        self._submit(CallStatus.ERROR, usage, response_model, response_id, None, error_type,
+                     None)
+
+    def usage_unknown(self, reason: str, *, response_model: str | None = None,
+                      response_id: str | None = None) -> None:
+        """The call was (probably) billed but its usage never arrived, e.g. a stream cut short."""
+        self._submit(CallStatus.OK, None, response_model, response_id, None, None, reason)
+
+    def _submit(self, status: CallStatus, usage: Usage | None, response_model: str | None,
+                response_id: str | None, service_tier: str | None, error_type: str | None,
+                unknown_reason: str | None) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            call = AICall(
+                provider=self.provider,
+                operation=self.operation,
+                request_model=self.request_model,
+                response_model=response_model,
+                usage=usage,
+                captured_by=self.captured_by,
+                start_time_ns=self.start_time_ns,
+                end_time_ns=time.time_ns(),
+                status=status,
+                error_type=error_type,
+                usage_unknown_reason=unknown_reason,
+                response_id=response_id,
+                streaming=self.streaming,
+                service_tier=service_tier,
+                batch=self.batch,
+                server_address=self.server_address,
+            )
+            assert self.parent is not None
+            _runtime.get_runtime().pipeline.submit_call(call, self.scope, self.parent)
+        except Exception:
+            log.warning("paid_hooks: could not record an AI call", exc_info=True)
+
+
+def start_call(
+    *,
+    provider: str,
+    operation: str,
+    request_model: str | None,
+    captured_by: str,
+    streaming: bool = False,
+    server_address: str | None = None,
+    batch: bool = False,
+) -> CallHandle:
+    """Begin recording one AI call; returns its handle. Never raises.
+
+    ``provider`` is the OpenTelemetry ``gen_ai.provider.name`` (``openai``, ``anthropic``,
+    ``aws.bedrock``, ``gcp.gemini``, ``mistral_ai``...); ``operation`` the
+    ``gen_ai.operation.name`` (``chat``, ``embeddings``, ``generate_content``...);
+    ``captured_by`` the plugin's name. The handle is inactive (``recording`` is False)
+    when another layer is already recording this call in this context, or while
+    OpenTelemetry instrumentation is suppressed (exporter traffic).
+    """
+    recording = _IN_FLIGHT.get() is None
+    if recording:
+        try:
+            recording = not otel_context.get_value(_SUPPRESS_KEY)
+        except Exception:
+            recording = True
+    return CallHandle(provider=provider, operation=operation, request_model=request_model,
+                      captured_by=captured_by, streaming=streaming,
+                      server_address=server_address, batch=batch, recording=recording)

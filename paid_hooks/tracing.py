@@ -1,0 +1,319 @@
+"""``paid_tracing``: one trace per business outcome, as a decorator or a context manager.
+
+Nesting rules:
+
+* an inner ``paid_tracing`` with the SAME customer and agent joins the enclosing trace
+  (a helper decorated for standalone use adds no second outcome);
+* one with a DIFFERENT customer or agent starts a trace of its own: a new root span,
+  linked to the enclosing one, whose costs go to its own outcome;
+* leaving any scope restores exactly the state before it was entered.
+
+A ``paid_tracing`` trace is always a new OpenTelemetry trace (a root span), linked to the
+span that was current when it started (an HTTP request span, say), so that two outcomes
+handled in one request never share a trace id.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+import secrets
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType, TracebackType
+from typing import Any, TypeVar, cast
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+
+from paid_hooks import _runtime
+from paid_hooks.attributes import PAID_AGENT_ID, PAID_CUSTOMER_ID
+from paid_hooks.context import (
+    _ACTIVE,
+    Activation,
+    TraceScope,
+    TraceState,
+    activate,
+    current_scope,
+    deactivate,
+)
+
+__all__ = ["paid_tracing"]
+
+log = logging.getLogger("paid_hooks")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_NOT_ERRORS = (GeneratorExit, StopIteration, StopAsyncIteration)
+
+
+def _require_id(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"paid_tracing() needs {name} as a non-empty string, got {value!r}")
+    return value
+
+
+def _metadata_attributes(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if isinstance(value, (str, bool, int, float)):
+            out[f"paid.metadata.{key}"] = value
+        else:
+            out[f"paid.metadata.{key}"] = json.dumps(value, default=str)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class _Opened:
+    scope: TraceScope
+    owns_span: bool
+
+
+@dataclass(frozen=True, eq=False)
+class _Entered:
+    opened: _Opened
+    activation: Activation
+    otel_token: object | None
+
+
+class paid_tracing:  # noqa: N801  (the public name of the original SDK)
+    """A trace standing for one business outcome of ``external_customer_id``.
+
+    As a decorator it wraps sync and async functions, and sync and async generators
+    (the trace then stays active for the whole iteration, as a streaming endpoint needs).
+    As a context manager it works with ``with`` and ``async with`` (a "manual trace").
+    Raises :class:`ValueError` at construction for a missing customer or agent id; after
+    that nothing it does raises into the caller.
+    """
+
+    def __init__(self, external_customer_id: str, *, external_agent_id: str,
+                 metadata: Mapping[str, Any] | None = None) -> None:
+        self.external_customer_id = _require_id(external_customer_id, "external_customer_id")
+        self.external_agent_id = _require_id(external_agent_id, "external_agent_id")
+        self.metadata: Mapping[str, Any] = MappingProxyType(dict(metadata or {}))
+        self._entries: dict[int, _Entered] = {}
+
+    # -- building blocks ----------------------------------------------------------------
+
+    def _open(self) -> _Opened | None:
+        try:
+            outer = current_scope()
+            if (outer is not None and outer.external_customer_id == self.external_customer_id
+                    and outer.external_agent_id == self.external_agent_id):
+                return _Opened(outer, owns_span=False)
+            runtime = _runtime.get_runtime()
+            if outer is not None:
+                link_to = outer.root_span.get_span_context()
+            else:
+                link_to = trace.get_current_span().get_span_context()
+            attributes = _metadata_attributes(self.metadata)
+            attributes[PAID_CUSTOMER_ID] = self.external_customer_id
+            attributes[PAID_AGENT_ID] = self.external_agent_id
+            span = runtime.tracer.start_span(
+                "paid.trace",
+                context=otel_context.Context(),
+                kind=SpanKind.INTERNAL,
+                attributes=attributes,
+                links=[Link(link_to)] if link_to.is_valid else None,
+            )
+            ctx = span.get_span_context()
+            scope = TraceScope(
+                trace_id=ctx.trace_id if ctx.is_valid else secrets.randbits(128),
+                external_customer_id=self.external_customer_id,
+                external_agent_id=self.external_agent_id,
+                metadata=self.metadata,
+                root_span=span,
+                state=TraceState(),
+            )
+            return _Opened(scope, owns_span=True)
+        except Exception:
+            log.warning("paid_hooks: could not start a trace; running untraced", exc_info=True)
+            return None
+
+    @staticmethod
+    def _close(opened: _Opened | None, error: BaseException | None) -> None:
+        if opened is None or not opened.owns_span:
+            return
+        try:
+            span = opened.scope.root_span
+            if error is not None and not isinstance(error, _NOT_ERRORS):
+                span.set_status(Status(StatusCode.ERROR, type(error).__qualname__))
+            span.end()
+        except Exception:
+            log.warning("paid_hooks: could not end a trace", exc_info=True)
+
+    @staticmethod
+    def _enter(opened: _Opened | None) -> _Entered | None:
+        if opened is None:
+            return None
+        try:
+            activation = activate(opened.scope)
+            token = None
+            if opened.owns_span:
+                token = otel_context.attach(
+                    trace.set_span_in_context(opened.scope.root_span))
+            return _Entered(opened, activation, token)
+        except Exception:
+            log.warning("paid_hooks: could not activate a trace", exc_info=True)
+            return None
+
+    @staticmethod
+    def _leave(entered: _Entered | None) -> None:
+        if entered is None:
+            return
+        if entered.otel_token is not None:
+            try:
+                otel_context.detach(cast(Any, entered.otel_token))
+            except Exception:
+                pass
+        deactivate(entered.activation)
+
+    # -- context manager ----------------------------------------------------------------
+
+    def __enter__(self) -> paid_tracing:
+        entered = self._enter(self._open())
+        if entered is not None:
+            self._entries[id(entered.activation)] = entered
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        current = _ACTIVE.get()
+        entered = self._entries.pop(id(current), None) if current is not None else None
+        if entered is None and self._entries:
+            # Exited out of order: leave the most recent entry of this object.
+            entered = self._entries.pop(next(reversed(self._entries)))
+        if entered is not None:
+            self._leave(entered)
+            self._close(entered.opened, exc)
+
+    async def __aenter__(self) -> paid_tracing:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    # -- decorator ----------------------------------------------------------------------
+
+    def __call__(self, fn: F) -> F:
+        if inspect.isasyncgenfunction(fn):
+            return cast(F, self._wrap_async_generator(fn))
+        if inspect.isgeneratorfunction(fn):
+            return cast(F, self._wrap_generator(fn))
+        if inspect.iscoroutinefunction(fn):
+            return cast(F, self._wrap_coroutine(fn))
+        return cast(F, self._wrap_function(fn))
+
+    def _wrap_function(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def traced(*args: Any, **kwargs: Any) -> Any:
+            opened = self._open()
+            entered = self._enter(opened)
+            error: BaseException | None = None
+            try:
+                return fn(*args, **kwargs)
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                self._leave(entered)
+                self._close(opened, error)
+
+        return traced
+
+    def _wrap_coroutine(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        async def traced(*args: Any, **kwargs: Any) -> Any:
+            opened = self._open()
+            entered = self._enter(opened)
+            error: BaseException | None = None
+            try:
+                return await fn(*args, **kwargs)
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                self._leave(entered)
+                self._close(opened, error)
+
+        return traced
+
+    def _wrap_generator(self, fn: Callable[..., Generator[Any, Any, Any]]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def traced(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+            gen = fn(*args, **kwargs)
+            opened = self._open()
+            error: BaseException | None = None
+            try:
+                step: Callable[[Any], Any] = gen.send
+                arg: Any = None
+                while True:
+                    entered = self._enter(opened)
+                    try:
+                        item = step(arg)
+                    except StopIteration as stop:
+                        return stop.value
+                    finally:
+                        self._leave(entered)
+                    try:
+                        arg = yield item
+                        step = gen.send
+                    except GeneratorExit:
+                        entered = self._enter(opened)
+                        try:
+                            gen.close()
+                        finally:
+                            self._leave(entered)
+                        raise
+                    except BaseException as exc:
+                        step, arg = gen.throw, exc
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                self._close(opened, error)
+
+        return traced
+
+    def _wrap_async_generator(
+        self, fn: Callable[..., AsyncGenerator[Any, Any]]
+    ) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        async def traced(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+            agen = fn(*args, **kwargs)
+            opened = self._open()
+            error: BaseException | None = None
+            try:
+                step: Callable[[Any], Any] = agen.asend
+                arg: Any = None
+                while True:
+                    entered = self._enter(opened)
+                    try:
+                        item = await step(arg)
+                    except StopAsyncIteration:
+                        return
+                    finally:
+                        self._leave(entered)
+                    try:
+                        arg = yield item
+                        step = agen.asend
+                    except GeneratorExit:
+                        entered = self._enter(opened)
+                        try:
+                            await agen.aclose()
+                        finally:
+                            self._leave(entered)
+                        raise
+                    except BaseException as exc:
+                        step, arg = agen.athrow, exc
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                self._close(opened, error)
+
+        return traced

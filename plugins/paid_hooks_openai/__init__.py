@@ -1,0 +1,46 @@
+"""paid-hooks plugin for the OpenAI Python SDK (``pip install 'paid-hooks[openai]'``).
+
+Two ways in:
+
+* ``PaidOpenAI(OpenAI(...))`` / ``PaidAsyncOpenAI(AsyncOpenAI(...))``: a wrapper that
+  behaves exactly like the client it wraps and records every instrumented call;
+* ``paid_hooks.instrument("openai")``: patches the SDK's resource classes so that plain
+  ``OpenAI()`` clients are recorded too; ``paid_hooks.uninstrument("openai")`` restores them.
+
+This module imports nothing from ``openai`` until it is used, so loading the plugin is free.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import paid_hooks
+
+if TYPE_CHECKING:
+    from paid_hooks_openai._wrapper import PaidAsyncOpenAI, PaidOpenAI
+
+__all__ = ["PaidAsyncOpenAI", "PaidOpenAI", "instrument", "uninstrument"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("PaidOpenAI", "PaidAsyncOpenAI"):
+        from paid_hooks_openai import _wrapper
+
+        return getattr(_wrapper, name)
+    raise AttributeError(name)
+
+
+@paid_hooks.hookimpl
+def instrument() -> None:
+    from paid_hooks_openai import _patch
+
+    _patch.patch()
+
+
+@paid_hooks.hookimpl
+def uninstrument() -> None:
+    import sys
+
+    patch_module = sys.modules.get("paid_hooks_openai._patch")
+    if patch_module is not None:
+        patch_module.unpatch()
