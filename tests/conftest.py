@@ -15,7 +15,6 @@ os.environ["PAID_HOOKS_LEDGER"] = os.path.join(
 for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "MISTRAL_API_KEY", "GOOGLE_API_KEY",
             "GEMINI_API_KEY"):
     os.environ.pop(key, None)
-os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

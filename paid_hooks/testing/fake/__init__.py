@@ -13,10 +13,19 @@ __all__ = ["PROVIDER_MODULES", "register_all_routes"]
 PROVIDER_MODULES = (
     "paid_hooks.testing.fake.openai_format",
     "paid_hooks.testing.fake.anthropic_format",
+    "paid_hooks.testing.fake.mistral_format",
+    "paid_hooks.testing.fake.gemini_format",
+    "paid_hooks.testing.fake.bedrock_format",
 )
 """Each module has ``register(server)`` adding its routes."""
 
 
 def register_all_routes(server: FakeProviderServer) -> None:
     for name in PROVIDER_MODULES:
-        importlib.import_module(name).register(server)
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(server)

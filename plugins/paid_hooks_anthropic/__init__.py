@@ -1,0 +1,1 @@
+"""paid-hooks plugin: anthropic (work in progress)."""

@@ -1,0 +1,1 @@
+"""paid-hooks plugin: bedrock (work in progress)."""

@@ -1,0 +1,1 @@
+"""paid-hooks plugin: gemini (work in progress)."""

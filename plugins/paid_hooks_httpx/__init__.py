@@ -1,0 +1,1 @@
+"""paid-hooks plugin: httpx (work in progress)."""

@@ -1,0 +1,1 @@
+"""paid-hooks plugin: langchain (work in progress)."""

@@ -1,0 +1,1 @@
+"""paid-hooks plugin: llamaindex (work in progress)."""

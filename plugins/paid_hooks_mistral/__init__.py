@@ -1,0 +1,1 @@
+"""paid-hooks plugin: mistral (work in progress)."""

@@ -1,0 +1,1 @@
+"""paid-hooks plugin: openai_agents (work in progress)."""
