@@ -29,6 +29,7 @@ from paid_hooks.testing.fake.server import (
     FakeUsage,
     estimate_tokens,
 )
+from paid_hooks.testing.offline import offline_server_if_no_key
 
 __all__ = [
     "Exchange",
@@ -37,6 +38,7 @@ __all__ = [
     "FakeUsage",
     "LedgerView",
     "estimate_tokens",
+    "offline_server_if_no_key",
     "temporary_ledger",
 ]
 
