@@ -147,7 +147,8 @@ class Pipeline:
                 log.exception("paid_hooks: failed to process a record; it was dropped")
             self.processed += 1
 
-    def _parent(self, scope: TraceScope | None, parent: otel_context.Context) -> otel_context.Context:
+    def _parent(self, scope: TraceScope | None,
+                parent: otel_context.Context) -> otel_context.Context:
         if scope is None:
             return parent
         current = trace.get_current_span(parent).get_span_context()

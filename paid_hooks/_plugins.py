@@ -85,6 +85,7 @@ def reset_plugin_manager() -> None:
     with _lock:
         if _manager is not None:
             uninstrument()
+        _instrumented.clear()
         _manager = None
 
 

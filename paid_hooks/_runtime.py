@@ -83,7 +83,7 @@ def _observe_signal(record: SignalRecord) -> None:
 
 def initialize_tracing(
     *,
-    ledger: str | None | bool = None,
+    ledger: str | bool | None = None,
     tracer_provider: Any = None,
     otlp_endpoint: str | None = None,
     otlp_headers: dict[str, str] | None = None,
@@ -222,7 +222,7 @@ def shutdown(timeout: float = 5.0) -> None:
             flush(timeout)
             runtime.pipeline.shutdown(timeout)
             for processor in runtime.processors:
-                processor.shutdown()
+                processor.shutdown()  # type: ignore[no-untyped-call]
             if runtime.owns_provider:
                 runtime.tracer_provider.shutdown()
         except Exception:

@@ -139,7 +139,7 @@ class ContextExecutor(ThreadPoolExecutor):
     submission time.
     """
 
-    def submit(  # type: ignore[override]
+    def submit(
         self, fn: Callable[..., R], /, *args: Any, **kwargs: Any
     ) -> Future[R]:
         ctx = contextvars.copy_context()

@@ -38,14 +38,14 @@ __all__ = [
 _EMPTY: Mapping[str, int | Decimal] = MappingProxyType({})
 
 
-class CallStatus(str, enum.Enum):
+class CallStatus(enum.StrEnum):
     """How the AI call itself ended."""
 
     OK = "ok"
     ERROR = "error"
 
 
-class CostStatus(str, enum.Enum):
+class CostStatus(enum.StrEnum):
     """What the ledger knows of a call's cost. A cost is never silently zero."""
 
     PRICED = "priced"

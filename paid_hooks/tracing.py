@@ -15,6 +15,7 @@ handled in one request never share a trace id.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
@@ -79,7 +80,7 @@ class _Entered:
     otel_token: object | None
 
 
-class paid_tracing:  # noqa: N801  (the public name of the original SDK)
+class paid_tracing:
     """A trace standing for one business outcome of ``external_customer_id``.
 
     As a decorator it wraps sync and async functions, and sync and async generators
@@ -165,10 +166,8 @@ class paid_tracing:  # noqa: N801  (the public name of the original SDK)
         if entered is None:
             return
         if entered.otel_token is not None:
-            try:
+            with contextlib.suppress(Exception):
                 otel_context.detach(cast(Any, entered.otel_token))
-            except Exception:
-                pass
         deactivate(entered.activation)
 
     # -- context manager ----------------------------------------------------------------

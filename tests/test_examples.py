@@ -28,7 +28,8 @@ def test_example_runs_offline(script: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "local fake provider" in result.stdout
     with sqlite3.connect(ledger) as conn:
-        calls = conn.execute("SELECT COUNT(*), SUM(cost_status = 'priced') FROM ai_calls").fetchone()
+        calls = conn.execute(
+            "SELECT COUNT(*), SUM(cost_status = 'priced') FROM ai_calls").fetchone()
         signals = conn.execute("SELECT COUNT(*) FROM signals").fetchone()[0]
     assert calls[0] >= 1 and calls[1] >= 1, f"{script.name} recorded no priced AI call"
     assert signals >= 1, f"{script.name} recorded no signal"

@@ -43,7 +43,8 @@ class LedgerSpanExporter(SpanExporter):
                 signals.append(record)
         return self.write(calls, signals)
 
-    def write(self, calls: Sequence[PricedCall], signals: Sequence[SignalRecord]) -> SpanExportResult:
+    def write(self, calls: Sequence[PricedCall],
+              signals: Sequence[SignalRecord]) -> SpanExportResult:
         try:
             self.ledger.write(calls, signals)
         except Exception:

@@ -273,7 +273,8 @@ class SQLiteLedger:
         signal. ``cost_tracing`` is ``attributed`` (the trace's cost signal), ``rejected``
         (a second cost signal in the trace) or ``none``.
         """
-        filters, params = [], []
+        filters: list[str] = []
+        params: list[Any] = []
         if customer is not None:
             filters.append("s.external_customer_id = ?")
             params.append(customer)
@@ -398,7 +399,8 @@ class SQLiteLedger:
                   "agent": "external_agent_id"}.get(by)
         if column is None:
             return {}
-        sql = f"WITH {_COST_SIGNALS} SELECT {column} AS g, COUNT(*) AS n FROM cost_signal GROUP BY 1"
+        sql = (f"WITH {_COST_SIGNALS} SELECT {column} AS g, COUNT(*) AS n "
+               "FROM cost_signal GROUP BY 1")
         return {r["g"]: int(r["n"]) for r in self._query(sql)}
 
 

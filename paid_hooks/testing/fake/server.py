@@ -55,7 +55,7 @@ class FakeUsage:
 
 @dataclass
 class FakeReply:
-    """What the server answers to the next request (queue them with :meth:`~FakeProviderServer.queue`)."""
+    """What the server answers to the next request (see :meth:`FakeProviderServer.queue`)."""
 
     text: str = "This is a reply from the local fake provider."
     usage: FakeUsage | None = None
@@ -135,7 +135,10 @@ def collect_text(value: Any) -> str:
 
 
 class FakeProviderServer:
-    """The fake provider: ``with FakeProviderServer() as fake: OpenAI(base_url=fake.openai_url)``."""
+    """The fake provider.
+
+    ``with FakeProviderServer() as fake: OpenAI(base_url=fake.openai_url, api_key="x")``
+    """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
@@ -145,7 +148,7 @@ class FakeProviderServer:
         self.exchanges: list[Exchange] = []
         self.responder: Callable[[str, Any], FakeReply] | None = None
         """Optional ``fn(provider, request_json) -> FakeReply`` used when no reply is queued."""
-        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
+        self._httpd = _Server((host, port), _make_handler(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
         from paid_hooks.testing.fake import register_all_routes
@@ -257,6 +260,11 @@ def sse_event(data: Any, event: str | None = None, terminator: bytes = b"\n\n") 
     payload = data if isinstance(data, str) else json.dumps(data)
     head = f"event: {event}\n" if event else ""
     return (head + f"data: {payload}").encode() + terminator
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # many concurrent clients in the concurrency tests
+    daemon_threads = True
 
 
 def _make_handler(server: FakeProviderServer) -> type[BaseHTTPRequestHandler]:
