@@ -9,7 +9,7 @@ thread) and attributed to that signal in the ledger.
 from __future__ import annotations
 
 from paid_hooks import context
-from paid_hooks._plugins import instrument, uninstrument
+from paid_hooks._plugins import instrument, register_plugin, uninstrument, unregister_plugin
 from paid_hooks._runtime import flush, initialize_tracing, shutdown
 from paid_hooks._version import __version__
 from paid_hooks.client import Paid
@@ -54,8 +54,10 @@ __all__ = [
     "instrument",
     "load_price_overrides",
     "paid_tracing",
+    "register_plugin",
     "shutdown",
     "signal",
     "start_call",
     "uninstrument",
+    "unregister_plugin",
 ]

@@ -12,7 +12,8 @@ import pluggy
 
 from paid_hooks import hookspecs
 
-__all__ = ["get_plugin_manager", "instrument", "reset_plugin_manager", "uninstrument"]
+__all__ = ["get_plugin_manager", "instrument", "register_plugin", "reset_plugin_manager",
+           "uninstrument", "unregister_plugin"]
 
 log = logging.getLogger("paid_hooks.plugins")
 
@@ -77,6 +78,26 @@ def get_plugin_manager() -> pluggy.PluginManager:
             if _manager is None:
                 _manager = _new_manager()
     return _manager
+
+
+def register_plugin(plugin: object, name: str | None = None) -> str:
+    """Register a plugin object or module (hooks marked ``@paid_hooks.hookimpl``) in-process.
+
+    For plugins that are not published through the ``paid_hooks`` entry-point group, e.g.
+    a negotiated-price hook or a cost observer defined in the application. Returns the
+    name it was registered under; :class:`ValueError` if that name is taken.
+    """
+    registered = get_plugin_manager().register(plugin, name=name)
+    if registered is None:
+        raise ValueError(f"plugin {name!r} is blocked")
+    return registered
+
+
+def unregister_plugin(name: str) -> None:
+    """Remove a plugin registered with :func:`register_plugin`. Unknown names are ignored."""
+    pm = get_plugin_manager()
+    if pm.has_plugin(name):
+        pm.unregister(name=name)
 
 
 def reset_plugin_manager() -> None:

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from paid_hooks.ledger import default_ledger_url, open_ledger
 
-__all__ = ["app", "main"]
+__all__ = ["app", "cost_rows", "costs_table", "main"]
 
 app = typer.Typer(
     name="paid-hooks",
@@ -116,26 +116,36 @@ def costs(
     as_json: JsonOption = False,
 ) -> None:
     """Totals with tokens and call counts; unattributed and unpriced costs are rows of their own."""
-    store = _open(ledger)
-    rows = store.costs(by.value)
-    outcomes = store.outcome_counts(by.value)
+    rows = cost_rows(_open(ledger), by.value)
+    if as_json:
+        _print_json(rows)
+        return
+    Console().print(costs_table(rows, by.value))
+
+
+def cost_rows(store: Any, by: str) -> list[dict[str, Any]]:
+    """The ``costs --by`` rows of a ledger, with outcome counts and cost per outcome."""
+    rows: list[dict[str, Any]] = store.costs(by)
+    outcomes = store.outcome_counts(by)
     for row in rows:
-        count = outcomes.get(row["group"]) if row["kind"] == by.value else None
+        count = outcomes.get(row["group"]) if row["kind"] == by else None
         row["outcomes"] = count
         row["cost_per_outcome_usd"] = (
             str((Decimal(row["cost_usd"]) / count).quantize(Decimal("0.000001")))
             if count else None)
-    if as_json:
-        _print_json(rows)
-        return
-    table = Table(title=f"AI costs by {by.value}", title_justify="left")
-    for column, justify in ((by.value, "left"), ("AI calls", "right"), ("input tok", "right"),
+    return rows
+
+
+def costs_table(rows: list[dict[str, Any]], by: str) -> Table:
+    """A rich table of :func:`cost_rows` output, with a total row."""
+    table = Table(title=f"AI costs by {by}", title_justify="left")
+    for column, justify in ((by, "left"), ("AI calls", "right"), ("input tok", "right"),
                             ("output tok", "right"), ("outcomes", "right"),
                             ("cost/outcome", "right"), ("cost (USD)", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     total = Decimal(0)
     for row in rows:
-        style = "dim" if row["kind"] != by.value else None
+        style = "dim" if row["kind"] != by else None
         table.add_row(row["group"], str(row["ai_calls"]), f"{row['input_tokens']:,}",
                       f"{row['output_tokens']:,}", str(row["outcomes"] or ""),
                       _money(row["cost_per_outcome_usd"]) if row["cost_per_outcome_usd"] else "",
@@ -145,7 +155,7 @@ def costs(
     table.add_row("total", str(sum(r["ai_calls"] for r in rows)),
                   f"{sum(r['input_tokens'] for r in rows):,}",
                   f"{sum(r['output_tokens'] for r in rows):,}", "", "", _money(str(total)))
-    Console().print(table)
+    return table
 
 
 def main() -> None:
