@@ -16,12 +16,13 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from paid_hooks.ledger import default_ledger_url, open_ledger
 
-__all__ = ["app", "cost_rows", "costs_table", "main"]
+__all__ = ["app", "console", "cost_rows", "costs_table", "main"]
 
 app = typer.Typer(
     name="paid-hooks",
@@ -65,6 +66,14 @@ def _parse_since(value: str | None) -> float | None:
     return parsed.timestamp()
 
 
+def console(**kwargs: Any) -> Console:
+    """A console for reports: the terminal's width, or 120 columns when piped."""
+    out = Console(**kwargs)
+    if not out.is_terminal:
+        out = Console(width=120, **kwargs)
+    return out
+
+
 def _money(value: str) -> str:
     amount = Decimal(value)
     return f"${amount:,.6f}" if amount else "$0"
@@ -88,10 +97,10 @@ def signals(
     if as_json:
         _print_json(rows)
         return
-    table = Table(title="Signals", title_justify="left")
+    table = Table(title="Signals", title_justify="left", box=box.SIMPLE_HEAD)
     for column, justify in (("time (UTC)", "left"), ("event", "left"), ("customer", "left"),
-                            ("agent", "left"), ("cost tracing", "left"), ("AI calls", "right"),
-                            ("cost (USD)", "right")):
+                            ("agent", "left"), ("cost tracing", "left"), ("calls", "right"),
+                            ("cost", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     total = Decimal(0)
     for row in rows:
@@ -106,7 +115,7 @@ def signals(
     table.add_section()
     calls = sum(r["ai_calls"] for r in rows)
     table.add_row("", "total", "", "", "", str(calls), _money(str(total)))
-    Console().print(table)
+    console().print(table)
 
 
 @app.command()
@@ -120,7 +129,7 @@ def costs(
     if as_json:
         _print_json(rows)
         return
-    Console().print(costs_table(rows, by.value))
+    console().print(costs_table(rows, by.value))
 
 
 def cost_rows(store: Any, by: str) -> list[dict[str, Any]]:
@@ -138,11 +147,11 @@ def cost_rows(store: Any, by: str) -> list[dict[str, Any]]:
 
 def costs_table(rows: list[dict[str, Any]], by: str) -> Table:
     """A rich table of :func:`cost_rows` output, with a total row."""
-    table = Table(title=f"AI costs by {by}", title_justify="left")
-    for column, justify in ((by, "left"), ("AI calls", "right"), ("input tok", "right"),
-                            ("output tok", "right"), ("outcomes", "right"),
-                            ("cost/outcome", "right"), ("cost (USD)", "right")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    table = Table(title=f"AI costs by {by}", title_justify="left", box=box.SIMPLE_HEAD)
+    for column, justify in ((by, "left"), ("calls", "right"), ("in tok", "right"),
+                            ("out tok", "right"), ("outcomes", "right"),
+                            ("per outcome", "right"), ("cost", "right")):
+        table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     total = Decimal(0)
     for row in rows:
         style = "dim" if row["kind"] != by else None

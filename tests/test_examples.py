@@ -26,7 +26,7 @@ def test_example_runs_offline(script: Path, tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
                             text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "local fake provider" in result.stdout
+    assert "local fake provider" in result.stderr
     with sqlite3.connect(ledger) as conn:
         calls = conn.execute(
             "SELECT COUNT(*), SUM(cost_status = 'priced') FROM ai_calls").fetchone()
