@@ -1,1 +1,52 @@
-"""paid-hooks plugin: gemini (work in progress)."""
+"""paid-hooks plugin for the Google Gen AI SDK (``pip install 'paid-hooks[gemini]'``).
+
+Two ways in:
+
+* ``PaidGemini(genai.Client(...))``: a wrapper that behaves exactly like the client it
+  wraps and records ``models.generate_content``, ``models.generate_content_stream`` and
+  ``models.embed_content`` (and chats), sync and through ``.aio``;
+* ``paid_hooks.instrument("gemini")``: patches the SDK's ``Models``/``AsyncModels`` so
+  that plain ``genai.Client()`` clients are recorded too;
+  ``paid_hooks.uninstrument("gemini")`` restores them.
+
+Calls are recorded as provider ``gcp.gemini`` (``gcp.vertex_ai`` for a Vertex AI
+client), priced with genai-prices' ``google`` prices, one row per API request. This
+module imports nothing from ``google.genai`` until it is used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import paid_hooks
+
+if TYPE_CHECKING:
+    from paid_hooks_gemini._wrapper import PaidAsyncGemini, PaidGemini
+
+__all__ = ["PaidAsyncGemini", "PaidGemini", "instrument", "uninstrument"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("PaidGemini", "PaidAsyncGemini"):
+        from paid_hooks_gemini import _wrapper
+
+        return getattr(_wrapper, name)
+    raise AttributeError(name)
+
+
+@paid_hooks.hookimpl
+def instrument() -> None:
+    """Patch the SDK process-wide. Idempotent; ImportError without ``google-genai``."""
+    from paid_hooks_gemini import _patch
+
+    _patch.patch()
+
+
+@paid_hooks.hookimpl
+def uninstrument() -> None:
+    """Restore the SDK. Idempotent; never raises when not instrumented."""
+    import sys
+
+    patch_module = sys.modules.get("paid_hooks_gemini._patch")
+    if patch_module is not None:
+        patch_module.unpatch()

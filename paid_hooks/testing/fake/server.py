@@ -193,9 +193,17 @@ class FakeProviderServer:
 
     # -- scripting ----------------------------------------------------------------------
 
-    def route(self, method: str, pattern: str, handler: Handler) -> None:
-        """Register a handler for requests whose path fully matches ``pattern``."""
-        self._routes.append((method.upper(), re.compile(pattern), handler))
+    def route(self, method: str, pattern: str, handler: Handler, *, first: bool = False) -> None:
+        """Register a handler for requests whose path fully matches ``pattern``.
+
+        Routes are tried in order; ``first=True`` puts this one before all others (for a
+        provider whose paths are a more specific form of another's).
+        """
+        entry = (method.upper(), re.compile(pattern), handler)
+        if first:
+            self._routes.insert(0, entry)
+        else:
+            self._routes.append(entry)
 
     def queue(self, *replies: FakeReply) -> None:
         """Answer the next requests with these replies, in order."""

@@ -1,0 +1,84 @@
+"""Recording versions of the SDK's ``Models`` and ``AsyncModels``.
+
+:func:`recording_view` returns an instance of a subclass of the object's own class that
+shares the original's state (``__dict__``): it IS a ``Models`` (every method works
+unchanged) whose per-request methods record. The SDK's public methods
+(``generate_content``, ``generate_content_stream``, ``embed_content``, and the chats
+built on them) call those per-request methods, so every request they send is recorded.
+``super()`` reaches the SDK's method, or the auto-instrumentation patch when it is
+active, which then stands down (``exclusive()``): one row per request.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, TypeVar, cast
+
+from paid_hooks_gemini._calls import (
+    provider_of,
+    record_embed,
+    record_embed_async,
+    record_generate,
+    record_generate_async,
+    record_stream,
+    record_stream_async,
+)
+
+__all__ = ["AsyncModelsRecording", "ModelsRecording", "recording_view"]
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_classes: dict[tuple[type, type], type] = {}
+
+
+class ModelsRecording:
+    """Mixin for ``google.genai.models.Models``."""
+
+    def _generate_content(self, *args: Any, **kwargs: Any) -> Any:
+        return record_generate(super()._generate_content, args, kwargs,  # type: ignore[misc]
+                               provider_of(self))
+
+    def _generate_content_stream(self, *args: Any, **kwargs: Any) -> Any:
+        return record_stream(super()._generate_content_stream, args,  # type: ignore[misc]
+                             kwargs, provider_of(self))
+
+    def _embed_content(self, *args: Any, **kwargs: Any) -> Any:
+        return record_embed(super()._embed_content, args, kwargs,  # type: ignore[misc]
+                            provider_of(self))
+
+
+class AsyncModelsRecording:
+    """Mixin for ``google.genai.models.AsyncModels``."""
+
+    async def _generate_content(self, *args: Any, **kwargs: Any) -> Any:
+        return await record_generate_async(super()._generate_content,  # type: ignore[misc]
+                                           args, kwargs, provider_of(self))
+
+    async def _generate_content_stream(self, *args: Any, **kwargs: Any) -> Any:
+        return await record_stream_async(super()._generate_content_stream,  # type: ignore[misc]
+                                         args, kwargs, provider_of(self))
+
+    async def _embed_content(self, *args: Any, **kwargs: Any) -> Any:
+        return await record_embed_async(super()._embed_content,  # type: ignore[misc]
+                                        args, kwargs, provider_of(self))
+
+
+def _recording_class(mixin: type, cls: type) -> type:
+    key = (mixin, cls)
+    with _lock:
+        made = _classes.get(key)
+        if made is None:
+            made = type(f"Paid{cls.__name__}", (mixin, cls),
+                        {"__module__": __name__, "__qualname__": f"Paid{cls.__name__}"})
+            _classes[key] = made
+        return made
+
+
+def recording_view(models: T, mixin: type) -> T:
+    """``models`` as an instance of ``mixin`` + its class, sharing its state."""
+    if isinstance(models, mixin):
+        return models
+    view: Any = object.__new__(_recording_class(mixin, type(models)))
+    view.__dict__ = models.__dict__
+    return cast(T, view)
