@@ -12,8 +12,10 @@ import pytest
 # A trace started without the paid_ledger fixture must not write to the user's home.
 os.environ["PAID_HOOKS_LEDGER"] = os.path.join(
     tempfile.mkdtemp(prefix="paid-hooks-tests-"), "default-ledger.db")
-for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "MISTRAL_API_KEY", "GOOGLE_API_KEY",
-            "GEMINI_API_KEY"):
+CREDENTIAL_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "MISTRAL_API_KEY", "GOOGLE_API_KEY",
+                   "GEMINI_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                   "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_BEARER_TOKEN_BEDROCK")
+for key in CREDENTIAL_VARS:
     os.environ.pop(key, None)
 
 _real_connect = socket.socket.connect

@@ -19,7 +19,8 @@ EXAMPLES = sorted(
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_runs_offline(script: Path, tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.db"
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.endswith("_API_KEY") and not k.startswith("AWS_")}
     env["PAID_HOOKS_LEDGER"] = f"sqlite:///{ledger}"
     doc = script.read_text().split('"""')[1]
     assert "pip install" in doc, f"{script.name} docstring must name the extra it needs"
