@@ -12,11 +12,17 @@ Exactly once: a layer that records a call runs the provider SDK inside
 returns an inactive handle that records nothing. Layers that cannot wrap the call (a
 framework callback on another thread) are de-duplicated in the ledger by provider
 response id within the trace, keeping the richest record.
+
+Fallback: a framework layer that only knows a call from its own events (and can at best
+estimate its usage) runs it inside ``handle.fallback()`` instead. Lower layers then do
+record the call, and the first of them to start recording inside the block makes the
+fallback handle stand down (its ``finish``/``fail``/``usage_unknown`` record nothing).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +40,9 @@ log = logging.getLogger("paid_hooks.recorder")
 
 _IN_FLIGHT: ContextVar[str | None] = ContextVar("paid_hooks_call_in_flight", default=None)
 _SUPPRESS_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY
+_FALLBACKS: ContextVar[list[CallHandle] | None] = ContextVar("paid_hooks_fallback_calls",
+                                                              default=None)
+_fallback_lock = threading.Lock()
 
 
 def call_in_flight() -> str | None:
@@ -80,6 +89,43 @@ class CallHandle:
                 _IN_FLIGHT.reset(token)
             except ValueError:
                 _IN_FLIGHT.set(None)
+
+    @contextmanager
+    def fallback(self) -> Iterator[CallHandle]:
+        """Run the provider call in this block; a lower layer that records it wins.
+
+        The first :func:`start_call` that starts recording inside the block (in this
+        context or a task or thread copied from it) supersedes the innermost pending
+        fallback handle: that handle's ``recording`` becomes False and its ``finish``,
+        ``fail`` and ``usage_unknown`` record nothing. Without a lower layer the handle
+        records as usual. The block may also be entered and exited by hand (``__enter__``
+        in one framework callback, ``__exit__`` in a later one of the same context).
+        """
+        if not self.recording:
+            yield self
+            return
+        pending = _FALLBACKS.get()
+        token = None
+        if not pending:  # None, or an emptied list left behind by an exit in another context
+            pending = []
+            token = _FALLBACKS.set(pending)
+        with _fallback_lock:
+            pending.append(self)
+        try:
+            yield self
+        finally:
+            with _fallback_lock:
+                if any(h is self for h in pending):
+                    pending.remove(self)
+            if token is not None:
+                try:
+                    _FALLBACKS.reset(token)
+                except ValueError:
+                    _FALLBACKS.set(None)
+
+    def _supersede(self) -> None:
+        self.recording = False
+        self._done = True
 
     @property
     def done(self) -> bool:
@@ -160,6 +206,12 @@ def start_call(
             recording = not otel_context.get_value(_SUPPRESS_KEY)
         except Exception:
             recording = True
+    if recording:
+        pending = _FALLBACKS.get()
+        if pending:
+            with _fallback_lock:
+                if pending:
+                    pending.pop()._supersede()
     return CallHandle(provider=provider, operation=operation, request_model=request_model,
                       captured_by=captured_by, streaming=streaming,
                       server_address=server_address, batch=batch, recording=recording)
