@@ -1,0 +1,154 @@
+"""Anthropic ``usage`` -> the canonical :class:`paid_hooks.Usage` (normalised here, once).
+
+Anthropic's counts are ADDITIVE where the canonical form is inclusive:
+
+* ``input_tokens`` EXCLUDES cache reads and writes, so the canonical input is
+  ``input_tokens + cache_creation_input_tokens + cache_read_input_tokens``;
+* ``output_tokens`` already INCLUDES thinking (the SDK documents it as "the inclusive,
+  authoritative total used for billing"; ``output_tokens_details.thinking_tokens`` is
+  "always <= output_tokens"), so thinking only becomes ``reasoning_tokens``, a subset;
+* ``server_tool_use.web_search_requests`` is billed per search: ``units["web_searches"]``
+  (web fetches carry no extra charge and are not a unit);
+* beta ``usage.iterations`` entries of type ``compaction`` are billed but are NOT in the
+  top-level counts (SDK docs), so they are added to the totals here.
+
+Streams split usage over ``message_start`` and ``message_delta``; :class:`StreamUsage`
+merges the two with later values winning, never summing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import paid_hooks
+
+__all__ = ["PROVIDER", "StreamUsage", "get", "message_usage", "service_tier"]
+
+PROVIDER = "anthropic"
+
+_MERGED_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+    "cache_creation",
+    "output_tokens_details",
+    "server_tool_use",
+    "service_tier",
+    "iterations",
+)
+
+
+def get(obj: Any, name: str) -> Any:
+    """``obj.name`` or ``obj[name]``; ``None`` when absent (SDK models and plain dicts)."""
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _count(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _plus(a: int | None, b: int | None) -> int | None:
+    if a is None and b is None:
+        return None
+    return (a or 0) + (b or 0)
+
+
+def _compaction_counts(iterations: Any) -> dict[str, int | None]:
+    """Sum of the billed tokens of beta ``compaction`` iterations (not in the top level)."""
+    totals: dict[str, int | None] = {"input": None, "output": None, "read": None,
+                                     "write": None, "5m": None, "1h": None}
+    if not isinstance(iterations, (list, tuple)):
+        return totals
+    for item in iterations:
+        if get(item, "type") != "compaction":
+            continue
+        creation = get(item, "cache_creation")
+        for key, value in (("input", get(item, "input_tokens")),
+                           ("output", get(item, "output_tokens")),
+                           ("read", get(item, "cache_read_input_tokens")),
+                           ("write", get(item, "cache_creation_input_tokens")),
+                           ("5m", get(creation, "ephemeral_5m_input_tokens")),
+                           ("1h", get(creation, "ephemeral_1h_input_tokens"))):
+            totals[key] = _plus(totals[key], _count(value))
+    return totals
+
+
+def message_usage(usage: Any) -> paid_hooks.Usage | None:
+    """Normalise one Anthropic ``usage`` (SDK object or dict); ``None`` if nothing reported."""
+    if usage is None:
+        return None
+    plain_input = _count(get(usage, "input_tokens"))
+    output = _count(get(usage, "output_tokens"))
+    if plain_input is None and output is None:
+        return None
+    cache_read = _count(get(usage, "cache_read_input_tokens"))
+    cache_write = _count(get(usage, "cache_creation_input_tokens"))
+    creation = get(usage, "cache_creation")
+    write_5m = _count(get(creation, "ephemeral_5m_input_tokens"))
+    write_1h = _count(get(creation, "ephemeral_1h_input_tokens"))
+
+    extra = _compaction_counts(get(usage, "iterations"))
+    plain_input = _plus(plain_input, extra["input"])
+    output = _plus(output, extra["output"])
+    cache_read = _plus(cache_read, extra["read"])
+    cache_write = _plus(cache_write, extra["write"])
+    write_5m = _plus(write_5m, extra["5m"])
+    write_1h = _plus(write_1h, extra["1h"])
+    if cache_write is None and (write_5m is not None or write_1h is not None):
+        cache_write = (write_5m or 0) + (write_1h or 0)
+
+    thinking = _count(get(get(usage, "output_tokens_details"), "thinking_tokens"))
+    searches = _count(get(get(usage, "server_tool_use"), "web_search_requests"))
+    units = {"web_searches": searches} if searches else {}
+    return paid_hooks.Usage(
+        input_tokens=(plain_input or 0) + (cache_write or 0) + (cache_read or 0),
+        output_tokens=output or 0,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        cache_write_5m_tokens=write_5m,
+        cache_write_1h_tokens=write_1h,
+        reasoning_tokens=thinking,
+        units=units,
+    )
+
+
+def service_tier(usage: Any) -> str | None:
+    tier = get(usage, "service_tier")
+    return tier if isinstance(tier, str) else None
+
+
+class StreamUsage:
+    """The usage of one stream, merged from its events: later reported values win."""
+
+    __slots__ = ("fields", "final_seen")
+
+    def __init__(self) -> None:
+        self.fields: dict[str, Any] = {}
+        self.final_seen = False
+        """True once a ``message_delta`` (which carries the final output count) arrived."""
+
+    def merge(self, usage: Any, *, final: bool) -> None:
+        if usage is None:
+            return
+        for name in _MERGED_FIELDS:
+            value = get(usage, name)
+            if value is not None:
+                self.fields[name] = value
+        if final:
+            self.final_seen = True
+
+    def usage(self) -> paid_hooks.Usage | None:
+        return message_usage(self.fields)
+
+    def service_tier(self) -> str | None:
+        return service_tier(self.fields)
