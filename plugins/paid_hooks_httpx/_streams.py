@@ -1,0 +1,121 @@
+"""The stream tee: a response body stream that passes every chunk through unchanged.
+
+``response.stream`` is replaced by a tee around the original stream. Iterating the tee
+yields exactly the chunks of the original, at the moment the original yields them (the
+caller's stream is neither consumed nor delayed), and hands each chunk to a
+:class:`~paid_hooks_httpx._recorder.BodyTap` first. Exhaustion, ``close()``/``aclose()``
+and read errors are reported to the tap, which records the call once.
+
+httpx and httpx2 check ``isinstance(response.stream, SyncByteStream/AsyncByteStream)``
+with their own classes, so the tee classes are built per module (:func:`tee_classes`).
+Unknown attributes are forwarded to the original stream (httpx2 reads the response's
+``elapsed`` from ``response.stream.elapsed``). A tee finalised before its body ended or
+was closed hands its tap to :func:`~paid_hooks_httpx._recorder.orphaned`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from types import ModuleType
+from typing import Any
+
+from paid_hooks_httpx._recorder import BodyTap, orphaned
+
+__all__ = ["tee_classes"]
+
+_lock = threading.Lock()
+_cache: dict[str, tuple[type, type]] = {}
+
+
+def _collected(tee: Any) -> None:
+    """A tee is being finalised: hand an unrecorded tap over (no locks, no recording)."""
+    with contextlib.suppress(Exception):
+        orphaned(tee.__dict__["_tap"])
+
+
+def _build(mod: ModuleType) -> tuple[type, type]:
+    class SyncTee(mod.SyncByteStream):  # type: ignore[misc, name-defined]
+        """Yields the wrapped stream's chunks unchanged; feeds a copy to the tap."""
+
+        def __init__(self, inner: Any, tap: BodyTap) -> None:
+            self._inner = inner
+            self._tap = tap
+
+        def __iter__(self) -> Iterator[bytes]:
+            tap = self._tap
+            try:
+                for chunk in self._inner:
+                    tap.feed(chunk)
+                    yield chunk
+            except Exception as exc:
+                tap.error(exc)
+                raise
+            tap.end()
+
+        def close(self) -> None:
+            try:
+                self._inner.close()
+            finally:
+                self._tap.close()
+
+        def __getattr__(self, name: str) -> Any:
+            if name in ("_inner", "_tap"):
+                raise AttributeError(name)
+            return getattr(self._inner, name)
+
+        def __del__(self) -> None:
+            _collected(self)
+
+    class AsyncTee(mod.AsyncByteStream):  # type: ignore[misc, name-defined]
+        """Async twin of ``SyncTee``."""
+
+        def __init__(self, inner: Any, tap: BodyTap) -> None:
+            self._inner = inner
+            self._tap = tap
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            tap = self._tap
+            iterator = self._inner.__aiter__()
+            try:
+                async for chunk in iterator:
+                    tap.feed(chunk)
+                    yield chunk
+            except Exception as exc:
+                tap.error(exc)
+                raise
+            else:
+                tap.end()
+            finally:
+                if isinstance(iterator, AsyncGenerator):
+                    await iterator.aclose()
+
+        async def aclose(self) -> None:
+            try:
+                await self._inner.aclose()
+            finally:
+                self._tap.close()
+
+        def __getattr__(self, name: str) -> Any:
+            if name in ("_inner", "_tap"):
+                raise AttributeError(name)
+            return getattr(self._inner, name)
+
+        def __del__(self) -> None:
+            _collected(self)
+
+    SyncTee.__qualname__ = SyncTee.__name__ = f"PaidSyncTee[{mod.__name__}]"
+    AsyncTee.__qualname__ = AsyncTee.__name__ = f"PaidAsyncTee[{mod.__name__}]"
+    return SyncTee, AsyncTee
+
+
+def tee_classes(mod: ModuleType) -> tuple[type, type]:
+    """``(SyncTee, AsyncTee)`` subclassing ``mod.SyncByteStream`` / ``mod.AsyncByteStream``."""
+    classes = _cache.get(mod.__name__)
+    if classes is None:
+        with _lock:
+            classes = _cache.get(mod.__name__)
+            if classes is None:
+                classes = _cache[mod.__name__] = _build(mod)
+    return classes

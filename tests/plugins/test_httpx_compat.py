@@ -1,0 +1,598 @@
+"""The httpx/httpx2 hook on the other wire formats and on raw OpenAI-compatible traffic.
+
+* real SDKs against the fake server: OpenAI Responses and Embeddings (openai), Mistral
+  (mistralai, httpx2), Gemini (google-genai, httpx and httpx2);
+* raw ``httpx`` calls to OpenAI-compatible gateways (vLLM, OpenRouter, Groq) against small
+  routes registered here, content encodings (gzip, deflate, zstd), malformed bodies,
+  redirects and non-AI requests;
+* the request classifier and the incremental readers, under arbitrary chunking.
+"""
+
+from __future__ import annotations
+
+import gc
+import gzip
+import json
+import zlib
+from decimal import Decimal
+from typing import Any
+
+import genai_prices
+import httpx
+import httpx2
+import openai
+import pytest
+import zstandard
+from google import genai
+from google.genai import types
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mistralai.client import Mistral
+
+import paid_hooks
+from paid_hooks.testing import FakeProviderServer, FakeReply, FakeUsage
+from paid_hooks.testing.fake.mistral_format import mistral_url
+from paid_hooks.testing.fake.server import (
+    FakeRequest,
+    FakeResponse,
+    sse_event,
+    sse_response,
+)
+from paid_hooks_httpx import instrument_client
+from paid_hooks_httpx._decode import make_decoder
+from paid_hooks_httpx._parse import SseReader
+from paid_hooks_httpx._routes import classify
+
+KEY = "sk-compat-SECRET-key"
+MODULES = [httpx, httpx2]
+MODULE_IDS = ["httpx", "httpx2"]
+MESSAGES = [{"role": "user", "content": "Qualify this lead."}]
+
+
+def expected_cost(model: str, provider_id: str, **usage: int) -> Decimal:
+    return genai_prices.calc_price(genai_prices.Usage(**usage), model,
+                                   provider_id=provider_id).total_price
+
+
+def one_call(ledger: Any) -> dict[str, Any]:
+    [row] = ledger.calls()
+    assert row["captured_by"] == "httpx"
+    return row
+
+
+def tokens(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (row["input_tokens"], row["output_tokens"], row["cache_read_tokens"],
+            row["reasoning_tokens"])
+
+
+def traced() -> paid_hooks.paid_tracing:
+    return paid_hooks.paid_tracing("acme", external_agent_id="sdr")
+
+
+# -- OpenAI Responses and Embeddings through the openai SDK ---------------------------------
+
+GPT5 = "gpt-5-mini"
+RESP_USAGE = FakeUsage(1500, 400, cache_read_tokens=500, reasoning_tokens=128)
+
+
+def _openai(fake: FakeProviderServer, mod: Any) -> openai.OpenAI:
+    return openai.OpenAI(base_url=fake.openai_url, api_key=KEY, max_retries=0,
+                         http_client=instrument_client(mod.Client()))
+
+
+def assert_responses_row(row: dict[str, Any], *, streaming: bool) -> None:
+    assert (row["provider"], row["operation"], row["model"]) == ("openai", "chat", GPT5)
+    assert row["streaming"] == int(streaming)
+    assert tokens(row) == (1500, 400, 500, 128)
+    assert row["response_id"].startswith("resp_")
+    assert row["cost_status"] == "priced"
+    assert Decimal(row["cost_usd"]) == expected_cost(
+        GPT5, "openai", input_tokens=1500, output_tokens=400, cache_read_tokens=500,
+        output_reasoning_tokens=128)
+
+
+@pytest.mark.parametrize("mod", MODULES, ids=MODULE_IDS)
+def test_responses_json_and_stream(paid_ledger, fake_provider, mod):
+    client = _openai(fake_provider, mod)
+    fake_provider.queue(FakeReply(usage=RESP_USAGE, gzip=True), FakeReply(usage=RESP_USAGE))
+    with traced():
+        response = client.responses.create(model=GPT5, input="Qualify this lead.")
+        events = [e.type for e in client.responses.create(model=GPT5, input="again",
+                                                          stream=True)]
+    assert events[-1] == "response.completed"
+    json_row, stream_row = paid_ledger.calls()
+    assert_responses_row(json_row, streaming=False)
+    assert json_row["response_id"] == response.id
+    assert_responses_row(stream_row, streaming=True)
+
+
+async def test_responses_async_stream_incomplete_is_still_billed(paid_ledger, fake_provider):
+    client = openai.AsyncOpenAI(base_url=fake_provider.openai_url, api_key=KEY, max_retries=0,
+                                http_client=instrument_client(httpx2.AsyncClient()))
+    fake_provider.queue(FakeReply(usage=RESP_USAGE, extra={"terminal": "response.incomplete"}))
+    async with traced():
+        stream = await client.responses.create(model=GPT5, input="x", stream=True)
+        events = [e.type async for e in stream]
+    assert events[-1] == "response.incomplete"
+    assert_responses_row(one_call(paid_ledger), streaming=True)
+
+
+@pytest.mark.parametrize("mod", MODULES, ids=MODULE_IDS)
+def test_embeddings(paid_ledger, fake_provider, mod):
+    client = _openai(fake_provider, mod)
+    fake_provider.queue(FakeReply(usage=FakeUsage(321, 0)))
+    with traced():
+        result = client.embeddings.create(model="text-embedding-3-small", input=["a", "b"])
+    assert len(result.data) == 2
+    row = one_call(paid_ledger)
+    assert (row["provider"], row["operation"]) == ("openai", "embeddings")
+    assert (row["input_tokens"], row["output_tokens"]) == (321, 0)
+    assert Decimal(row["cost_usd"]) == expected_cost("text-embedding-3-small", "openai",
+                                                     input_tokens=321, output_tokens=0)
+
+
+@pytest.mark.parametrize("gzip_body", [False, True], ids=["plain", "gzip"])
+def test_embeddings_body_over_one_mib_is_scanned_not_parsed(paid_ledger, fake_provider,
+                                                            gzip_body):
+    client = _openai(fake_provider, httpx)
+    fake_provider.queue(FakeReply(usage=FakeUsage(4096, 0), gzip=gzip_body))
+    with traced():
+        raw = client.embeddings.with_raw_response.create(
+            model="text-embedding-3-large", input=["lead"] * 64, dimensions=3072,
+            encoding_format="float")
+    assert len(raw.content) > 1 << 20
+    assert len(raw.parse().data) == 64
+    row = one_call(paid_ledger)
+    assert (row["model"], row["input_tokens"], row["output_tokens"]) == (
+        "text-embedding-3-large", 4096, 0)
+    assert Decimal(row["cost_usd"]) == expected_cost("text-embedding-3-large", "openai",
+                                                     input_tokens=4096, output_tokens=0)
+
+
+# -- Mistral (mistralai over httpx2) ----------------------------------------------------------
+
+MISTRAL = "mistral-small-latest"
+
+
+def test_mistral_chat_stream_and_embeddings(paid_ledger, fake_provider):
+    client = Mistral(api_key=KEY, server_url=mistral_url(fake_provider),
+                     client=instrument_client(httpx2.Client(), provider="mistral_ai"))
+    usage = FakeUsage(900, 120, cache_read_tokens=300)
+    fake_provider.queue(FakeReply(usage=usage), FakeReply(usage=usage, gzip=True),
+                        FakeReply(usage=FakeUsage(77, 0)))
+    with traced():
+        client.chat.complete(model=MISTRAL, messages=MESSAGES)
+        chunks = list(client.chat.stream(model=MISTRAL, messages=MESSAGES))
+        client.embeddings.create(model="mistral-embed", inputs=["lead"])
+    assert chunks[-1].data.usage.prompt_tokens == 900
+    chat, stream, embed = paid_ledger.calls()
+    for row, streaming in ((chat, 0), (stream, 1)):
+        assert (row["provider"], row["model"], row["streaming"]) == ("mistral_ai", MISTRAL,
+                                                                      streaming)
+        assert tokens(row) == (900, 120, 300, None)
+        assert Decimal(row["cost_usd"]) == expected_cost(
+            MISTRAL, "mistral", input_tokens=900, output_tokens=120, cache_read_tokens=300)
+    assert (embed["operation"], embed["input_tokens"]) == ("embeddings", 77)
+    assert Decimal(embed["cost_usd"]) == expected_cost("mistral-embed", "mistral",
+                                                       input_tokens=77, output_tokens=0)
+
+
+async def test_mistral_async_stream(paid_ledger, fake_provider):
+    client = Mistral(api_key=KEY, server_url=mistral_url(fake_provider),
+                     async_client=instrument_client(httpx2.AsyncClient(),
+                                                    provider="mistral_ai"))
+    fake_provider.queue(FakeReply(usage=FakeUsage(900, 120)))
+    async with traced():
+        stream = await client.chat.stream_async(model=MISTRAL, messages=MESSAGES)
+        async for _ in stream:
+            pass
+    row = one_call(paid_ledger)
+    assert tokens(row) == (900, 120, None, None)
+    assert Decimal(row["cost_usd"]) == expected_cost(MISTRAL, "mistral", input_tokens=900,
+                                                     output_tokens=120)
+
+
+# -- Gemini (google-genai over httpx and httpx2) ----------------------------------------------
+
+GEMINI = "gemini-2.5-flash"
+GEMINI_USAGE = FakeUsage(1000, 300, cache_read_tokens=200, reasoning_tokens=120)
+GEMINI_EXTRA = {"tool_use_prompt_tokens": 50, "prompt_audio_tokens": 70}
+
+
+def gemini_cost() -> Decimal:
+    return expected_cost(GEMINI, "google", input_tokens=1000, output_tokens=300,
+                         cache_read_tokens=200, output_reasoning_tokens=120,
+                         input_audio_tokens=70, cache_audio_read_tokens=0)
+
+
+def assert_gemini_row(row: dict[str, Any], *, streaming: bool) -> None:
+    assert (row["provider"], row["operation"], row["model"]) == ("gcp.gemini",
+                                                                 "generate_content", GEMINI)
+    assert row["streaming"] == int(streaming)
+    # input = prompt + tool-use prompt; output = candidates + thoughts (never chunk sums)
+    assert tokens(row) == (1000, 300, 200, 120)
+    assert json.loads(row["usage_json"])["input_audio_tokens"] == 70
+    assert row["response_id"].startswith("resp-")
+    assert row["cost_status"] == "priced"
+    assert Decimal(row["cost_usd"]) == gemini_cost()
+
+
+@pytest.mark.parametrize("mod", MODULES, ids=MODULE_IDS)
+def test_gemini_generate_content_and_stream(paid_ledger, fake_provider, mod):
+    client = genai.Client(api_key=KEY, http_options=types.HttpOptions(
+        base_url=fake_provider.url, httpx_client=instrument_client(mod.Client())))
+    fake_provider.queue(FakeReply(usage=GEMINI_USAGE, extra=GEMINI_EXTRA),
+                        FakeReply(usage=GEMINI_USAGE, extra=GEMINI_EXTRA, gzip=True,
+                                  text="word " * 30),
+                        FakeReply(usage=FakeUsage(44, 0)))
+    with traced():
+        client.models.generate_content(model=GEMINI, contents="Qualify this lead.")
+        chunks = list(client.models.generate_content_stream(model=GEMINI, contents="x"))
+        client.models.embed_content(model="gemini-embedding-001", contents=["a", "b"])
+    assert len(chunks) > 3  # every chunk carried a (partial) usageMetadata
+    json_row, stream_row, embed_row = paid_ledger.calls()
+    assert_gemini_row(json_row, streaming=False)
+    assert_gemini_row(stream_row, streaming=True)
+    assert (embed_row["operation"], embed_row["input_tokens"]) == ("embeddings", 44)
+    assert Decimal(embed_row["cost_usd"]) == expected_cost(
+        "gemini-embedding-001", "google", input_tokens=44, output_tokens=0)
+
+
+async def test_gemini_async_stream(paid_ledger, fake_provider):
+    client = genai.Client(api_key=KEY, http_options=types.HttpOptions(
+        base_url=fake_provider.url,
+        httpx_async_client=instrument_client(httpx2.AsyncClient())))
+    fake_provider.queue(FakeReply(usage=GEMINI_USAGE, extra=GEMINI_EXTRA, gzip=True))
+    async with traced():
+        async for _ in await client.aio.models.generate_content_stream(model=GEMINI,
+                                                                       contents="x"):
+            pass
+    assert_gemini_row(one_call(paid_ledger), streaming=True)
+
+
+@pytest.mark.parametrize("mod", MODULES, ids=MODULE_IDS)
+def test_gemini_stream_abandoned_early_is_usage_unknown(paid_ledger, fake_provider, mod):
+    """Partial usageMetadata arrived, but without ``finishReason`` it is not the final one.
+
+    With httpx (not httpx2) nobody closes the response when the SDK's generator stops:
+    the tee is only garbage-collected, and the call is recorded at the next AI request.
+    """
+    client = genai.Client(api_key=KEY, http_options=types.HttpOptions(
+        base_url=fake_provider.url, httpx_client=instrument_client(mod.Client())))
+    fake_provider.queue(FakeReply(usage=GEMINI_USAGE, text="word " * 40_000),
+                        FakeReply(usage=GEMINI_USAGE, extra=GEMINI_EXTRA))
+    with traced():
+        stream = client.models.generate_content_stream(model=GEMINI, contents="x")
+        first = next(stream)
+        assert first.usage_metadata.prompt_token_count == 1000
+        stream.close()
+        del stream, first
+        gc.collect()
+        client.models.generate_content(model=GEMINI, contents="next request")
+    early, following = paid_ledger.calls()
+    assert (early["cost_status"], early["cost_reason"]) == ("usage_unknown",
+                                                            "stream_closed_early")
+    assert early["response_id"].startswith("resp-") and early["streaming"] == 1
+    assert_gemini_row(following, streaming=False)
+
+
+def test_gemini_4xx_is_no_charge(paid_ledger, fake_provider):
+    client = genai.Client(api_key=KEY, http_options=types.HttpOptions(
+        base_url=fake_provider.url, httpx_client=instrument_client(httpx2.Client())))
+    fake_provider.queue(FakeReply(status=400, error_message="bad request"))
+    with traced(), pytest.raises(genai.errors.ClientError) as info:
+        client.models.generate_content(model=GEMINI, contents="x")
+    assert info.value.code == 400
+    row = one_call(paid_ledger)
+    assert (row["cost_status"], row["error_type"]) == ("no_charge", "http_400")
+
+
+# -- raw OpenAI-compatible gateways -----------------------------------------------------------
+
+COMPAT_BASE = {"object": "chat.completion.chunk", "created": 1700000000,
+               "model": "meta-llama/Llama-3.1-8B-Instruct"}
+
+
+def _usage(prompt: int, completion: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}
+
+
+def _vllm_continuous(server: Any, request: FakeRequest, match: Any) -> FakeResponse:
+    """vLLM ``continuous_usage_stats``: cumulative usage on EVERY chunk."""
+    count = int(request.json().get("max_tokens", 5))
+
+    def events() -> Any:
+        for i in range(1, count + 1):
+            yield sse_event({**COMPAT_BASE, "id": "cmpl-vllm", "usage": _usage(40, i),
+                             "choices": [{"index": 0, "delta": {"content": "x"},
+                                          "finish_reason": "length" if i == count else None}]})
+        yield sse_event("[DONE]")
+
+    return sse_response(events())
+
+
+def _groq(server: Any, request: FakeRequest, match: Any) -> FakeResponse:
+    """Groq: the final chunk's usage sits in ``x_groq.usage``."""
+    base = {**COMPAT_BASE, "id": "chatcmpl-groq", "model": "llama-3.3-70b-versatile"}
+    return sse_response(iter([
+        sse_event({**base, "choices": [{"index": 0, "delta": {"content": "hi"},
+                                        "finish_reason": None}]}),
+        b": keep-alive comment\n\n",
+        b"data: {not json\n\n",
+        sse_event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                   "x_groq": {"id": "req_1", "usage": _usage(250, 60)}}),
+        sse_event("[DONE]"),
+    ]))
+
+
+_COMPAT_JSON = {"id": "chatcmpl-enc", "object": "chat.completion", "created": 1700000000,
+                "model": "gpt-4o-mini", "choices": [{"index": 0, "finish_reason": "stop",
+                                                    "message": {"role": "assistant",
+                                                                "content": "ok"}}],
+                "usage": _usage(640, 32)}
+
+
+def _encoded(server: Any, request: FakeRequest, match: Any) -> FakeResponse:
+    encoding = match.group(1)
+    body = json.dumps(_COMPAT_JSON).encode()
+    if encoding == "zstd":  # two frames, as a streaming compressor may send
+        data = zstandard.ZstdCompressor().compress(body[:100]) + \
+            zstandard.ZstdCompressor().compress(body[100:])
+    elif encoding == "deflate":  # zlib-wrapped, what RFC 9110 means by deflate
+        data = zlib.compress(body)
+    elif encoding == "rawdeflate":  # raw deflate, what some servers send as "deflate"
+        compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        data = compressor.compress(body) + compressor.flush()
+        encoding = "deflate"
+    else:  # an encoding nobody can decode
+        data = body
+    return FakeResponse(status=200, body=data, headers={"content-type": "application/json",
+                                                        "content-encoding": encoding})
+
+
+def _malformed(server: Any, request: FakeRequest, match: Any) -> FakeResponse:
+    return FakeResponse(status=200, body=b'{"id": "x", "usage": {"prompt_tok',
+                        headers={"content-type": "application/json"})
+
+
+def _redirect(server: Any, request: FakeRequest, match: Any) -> FakeResponse:
+    return FakeResponse(status=307, body=b"", headers={"location": "/v1/chat/completions"})
+
+
+@pytest.fixture
+def compat(fake_provider: FakeProviderServer) -> FakeProviderServer:
+    if not getattr(fake_provider, "_httpx_compat_routes", False):
+        fake_provider.route("POST", r"/vllm-continuous/chat/completions", _vllm_continuous)
+        fake_provider.route("POST", r"/groq/openai/chat/completions", _groq)
+        fake_provider.route("POST", r"/encoded/(\w+)/chat/completions", _encoded)
+        fake_provider.route("POST", r"/malformed/chat/completions", _malformed)
+        fake_provider.route("POST", r"/redirect/chat/completions", _redirect)
+        fake_provider._httpx_compat_routes = True  # type: ignore[attr-defined]
+    return fake_provider
+
+
+def test_vllm_style_gateway_through_the_openai_path(paid_ledger, fake_provider):
+    """Any host, OpenAI-compatible path: recorded as ``openai``; an unknown model is unpriced."""
+    fake_provider.queue(FakeReply(usage=FakeUsage(512, 64)))
+    with instrument_client(httpx.Client()) as client, traced():
+        reply = client.post(f"{fake_provider.url}/vllm/v1/chat/completions",
+                            json={"model": "meta-llama/Llama-3.1-8B-Instruct",
+                                  "messages": MESSAGES})
+    assert reply.json()["usage"]["prompt_tokens"] == 512
+    row = one_call(paid_ledger)
+    assert (row["provider"], row["model"]) == ("openai", "meta-llama/Llama-3.1-8B-Instruct")
+    assert (row["input_tokens"], row["output_tokens"]) == (512, 64)
+    assert (row["cost_status"], row["cost_reason"]) == ("unpriced", "unknown_model")
+
+
+def test_openrouter_style_gateway_with_provider_override(paid_ledger, fake_provider):
+    fake_provider.queue(FakeReply(usage=FakeUsage(700, 90, cache_read_tokens=100)))
+    client = openai.OpenAI(base_url=f"{fake_provider.url}/api/v1", api_key=KEY,
+                           http_client=instrument_client(httpx2.Client(),
+                                                         provider="openrouter"))
+    with traced():
+        list(client.chat.completions.create(model="openai/gpt-4o-mini", messages=MESSAGES,
+                                            stream=True,
+                                            stream_options={"include_usage": True}))
+    row = one_call(paid_ledger)
+    assert (row["provider"], row["model"]) == ("openrouter", "openai/gpt-4o-mini")
+    assert tokens(row) == (700, 90, 100, 0)
+    assert Decimal(row["cost_usd"]) == expected_cost(
+        "openai/gpt-4o-mini", "openrouter", input_tokens=700, output_tokens=90,
+        cache_read_tokens=100)
+
+
+def test_vllm_continuous_usage_takes_the_last_and_early_close_is_unknown(paid_ledger, compat):
+    url = f"{compat.url}/vllm-continuous/chat/completions"
+    body = {"model": "meta-llama/Llama-3.1-8B-Instruct", "stream": True}
+    with instrument_client(httpx.Client()) as client:
+        with traced(), client.stream("POST", url, json={**body, "max_tokens": 25}) as r:
+            lines = [line for line in r.iter_lines() if line]
+        with traced(), client.stream("POST", url, json={**body, "max_tokens": 50_000}) as r:
+            next(r.iter_lines())  # usage so far: 40 + 1; the caller stops here
+    assert lines[-1] == "data: [DONE]"
+    complete, early = paid_ledger.calls()
+    assert (complete["input_tokens"], complete["output_tokens"]) == (40, 25)  # last, not sum
+    assert (early["cost_status"], early["cost_reason"]) == ("usage_unknown",
+                                                            "stream_closed_early")
+
+
+def test_groq_x_groq_usage_and_malformed_events_are_skipped(paid_ledger, compat):
+    with instrument_client(httpx2.Client(), provider="groq") as client, traced():
+        text = client.post(f"{compat.url}/groq/openai/chat/completions",
+                           json={"model": "llama-3.3-70b-versatile", "stream": True}).text
+    assert "data: {not json" in text  # the caller still gets every byte
+    row = one_call(paid_ledger)
+    assert (row["provider"], row["input_tokens"], row["output_tokens"]) == ("groq", 250, 60)
+    assert Decimal(row["cost_usd"]) == expected_cost("llama-3.3-70b-versatile", "groq",
+                                                     input_tokens=250, output_tokens=60)
+
+
+@pytest.mark.parametrize(("mod", "encoding"), [
+    (httpx, "zstd"),  # httpx asks for zstd when zstandard is installed (httpx2 does not)
+    (httpx, "deflate"), (httpx, "rawdeflate"), (httpx2, "deflate"), (httpx2, "rawdeflate"),
+], ids=["httpx-zstd", "httpx-deflate", "httpx-rawdeflate", "httpx2-deflate",
+        "httpx2-rawdeflate"])
+def test_content_encodings_are_decoded_in_the_tee(paid_ledger, compat, mod, encoding):
+    with instrument_client(mod.Client()) as client, traced():
+        reply = client.post(f"{compat.url}/encoded/{encoding}/chat/completions",
+                            json={"model": "gpt-4o-mini"})
+    assert reply.json() == _COMPAT_JSON  # what the caller decodes is untouched
+    row = one_call(paid_ledger)
+    assert (row["input_tokens"], row["output_tokens"], row["cost_status"]) == (640, 32,
+                                                                               "priced")
+    assert Decimal(row["cost_usd"]) == expected_cost("gpt-4o-mini", "openai",
+                                                     input_tokens=640, output_tokens=32)
+
+
+def test_unknown_encoding_and_malformed_body_never_break_the_caller(paid_ledger, compat):
+    with instrument_client(httpx.Client()) as client:
+        with traced():
+            odd = client.post(f"{compat.url}/encoded/snappy/chat/completions",
+                              json={"model": "gpt-4o-mini"})
+        with traced():
+            bad = client.post(f"{compat.url}/malformed/chat/completions",
+                              json={"model": "gpt-4o-mini"})
+    assert odd.json() == _COMPAT_JSON  # httpx passes an unknown encoding through
+    assert bad.content == b'{"id": "x", "usage": {"prompt_tok'
+    first, second = paid_ledger.calls()
+    assert (first["cost_status"], first["cost_reason"]) == ("usage_unknown",
+                                                            "content_encoding_snappy")
+    assert (second["cost_status"], second["cost_reason"]) == ("usage_unknown",
+                                                              "unreadable_response")
+
+
+def test_redirect_records_the_final_response_once(paid_ledger, compat):
+    compat.queue(FakeReply(usage=FakeUsage(120, 12)))
+    with instrument_client(httpx.Client(follow_redirects=True)) as client, traced():
+        reply = client.post(f"{compat.url}/redirect/chat/completions",
+                            json={"model": "gpt-4o-mini", "messages": MESSAGES})
+    assert len(reply.history) == 1
+    row = one_call(paid_ledger)
+    assert (row["input_tokens"], row["output_tokens"], row["cost_status"]) == (120, 12,
+                                                                               "priced")
+
+
+def test_non_ai_requests_are_not_recorded(paid_ledger, fake_provider):
+    with instrument_client(httpx.Client()) as client, traced():
+        client.get(f"{fake_provider.url}/v1/models")
+        client.get(f"{fake_provider.url}/v1/chat/completions")  # not a POST
+        client.post(f"{fake_provider.url}/v1/files", content=b"x")
+        client.post(f"{fake_provider.url}/v1/messages/count_tokens", json={"model": "c"})
+        client.post(f"{fake_provider.url}/v1/images/generations",
+                    json={"model": "dall-e-3", "prompt": "a cat"})
+    assert paid_ledger.calls() == []
+
+
+# -- the classifier and the readers -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("host", "path", "expected"), [
+    ("api.openai.com", "/v1/chat/completions", ("openai", "openai.chat", "chat")),
+    ("api.openai.com", "/v1/responses", ("openai", "openai.responses", "chat")),
+    ("api.openai.com", "/v1/embeddings", ("openai", "openai.embeddings", "embeddings")),
+    ("api.anthropic.com", "/v1/messages", ("anthropic", "anthropic.messages", "chat")),
+    ("api.mistral.ai", "/v1/chat/completions", ("mistral_ai", "openai.chat", "chat")),
+    ("api.mistral.ai", "/v1/fim/completions",
+     ("mistral_ai", "openai.completions", "text_completion")),
+    ("generativelanguage.googleapis.com", "/v1beta/models/gemini-2.5-flash:generateContent",
+     ("gcp.gemini", "gemini.generate", "generate_content")),
+    ("generativelanguage.googleapis.com", "/v1beta/openai/chat/completions",
+     ("gcp.gemini", "openai.chat", "chat")),
+    ("openrouter.ai", "/api/v1/chat/completions", ("openrouter", "openai.chat", "chat")),
+    ("api.groq.com", "/openai/v1/chat/completions", ("groq", "openai.chat", "chat")),
+    ("my-res.openai.azure.com", "/openai/deployments/gpt4o/chat/completions",
+     ("azure.ai.openai", "openai.chat", "chat")),
+    ("us-central1-aiplatform.googleapis.com",
+     "/v1beta1/projects/p/locations/l/publishers/google/models/gemini-2.5-pro:"
+     "streamGenerateContent", ("gcp.vertex_ai", "gemini.generate", "generate_content")),
+    ("vllm.internal", "/v1/chat/completions", ("openai", "openai.chat", "chat")),
+    ("gateway.internal", "/anthropic/v1/messages", ("anthropic", "anthropic.messages", "chat")),
+    ("gateway.internal", "/google/v1/models/gemini-2.0-flash:generateContent",
+     ("gcp.gemini", "gemini.generate", "generate_content")),
+    ("gateway.internal", "/v1/embeddings", ("openai", "openai.embeddings", "embeddings")),
+    ("gateway.internal", "/search/embeddings", None),  # not under /v1/ on an unknown host
+    ("api.openai.com", "/v1/files", None),
+    ("api.anthropic.com", "/v1/messages/count_tokens", None),
+    ("generativelanguage.googleapis.com", "/v1beta/models/gemini-2.5-flash:countTokens", None),
+    ("example.com", "/index.html", None),
+])
+def test_classify(host, path, expected):
+    route = classify("POST", host, path)
+    assert (route and (route.provider, route.api, route.operation)) == expected or (
+        route is None and expected is None)
+    assert classify("GET", host, path) is None
+    if expected is not None:
+        assert classify("POST", host, path, "x_ai").provider == "x_ai"
+
+
+def _gemini_sse() -> bytes:
+    chunks = []
+    for i in range(1, 6):
+        chunk: dict[str, Any] = {"candidates": [{"content": {"parts": [{"text": "é€"}]},
+                                                 "index": 0}],
+                                 "usageMetadata": {"promptTokenCount": 30,
+                                                   "candidatesTokenCount": i * 3},
+                                 "modelVersion": GEMINI, "responseId": "r1"}
+        if i == 5:
+            chunk["candidates"][0]["finishReason"] = "STOP"
+            chunk["usageMetadata"]["thoughtsTokenCount"] = 7
+        chunks.append(sse_event(chunk, terminator=b"\r\n\r\n"))
+    return b"".join(chunks)
+
+
+def _openai_sse() -> bytes:
+    base = {"id": "c1", "model": "gpt-4o-mini", "object": "chat.completion.chunk"}
+    return b"".join([
+        sse_event({**base, "choices": [{"index": 0, "delta": {"content": "é€"},
+                                        "finish_reason": None}], "usage": None}),
+        b":comment\r\n\r\n",
+        sse_event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                   "usage": None}),
+        sse_event({**base, "choices": [], "usage": _usage(11, 22)}),
+        sse_event("[DONE]"),
+    ])
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), which=st.sampled_from(["gemini", "openai"]),
+       encoding=st.sampled_from(["identity", "gzip", "deflate", "zstd"]))
+def test_readers_give_the_same_result_under_any_chunking(data, which, encoding):
+    body = _gemini_sse() if which == "gemini" else _openai_sse()
+    api = "gemini.generate" if which == "gemini" else "openai.chat"
+    wire = {"identity": body, "gzip": gzip.compress(body), "deflate": zlib.compress(body),
+            "zstd": zstandard.ZstdCompressor().compress(body)}[encoding]
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=12)))
+    pieces = [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True)]
+    decoder = make_decoder(encoding)
+    reader = SseReader(api)
+    for piece in pieces:
+        for out in decoder.decode(piece):
+            reader.feed(out)
+    for out in decoder.flush():
+        reader.feed(out)
+    reader.eof()
+    result = reader.result
+    assert result.complete and result.ended
+    if which == "gemini":
+        assert (result.usage.input_tokens, result.usage.output_tokens) == (30, 22)
+        assert (result.response_model, result.response_id) == (GEMINI, "r1")
+    else:
+        assert (result.usage.input_tokens, result.usage.output_tokens) == (11, 22)
+        assert (result.response_model, result.response_id) == ("gpt-4o-mini", "c1")
+
+
+def test_secrets_never_reach_the_ledger(paid_ledger, fake_provider):
+    fake_provider.queue(FakeReply(usage=FakeUsage(10, 2)), FakeReply(usage=GEMINI_USAGE))
+    gemini = genai.Client(api_key=KEY, http_options=types.HttpOptions(
+        base_url=fake_provider.url, httpx_client=instrument_client(httpx2.Client())))
+    with instrument_client(httpx.Client()) as client, traced():
+        client.post(f"{fake_provider.url}/v1/chat/completions",
+                    headers={"Authorization": f"Bearer {KEY}"},
+                    json={"model": "gpt-4o-mini", "messages": MESSAGES})
+        gemini.models.generate_content(model=GEMINI, contents="x")
+    assert fake_provider.exchanges[1].request_headers["x-goog-api-key"] == KEY
+    dump = json.dumps(paid_ledger.calls(), default=str)
+    assert len(paid_ledger.calls()) == 2
+    assert KEY not in dump and "SECRET" not in dump and "Bearer" not in dump
