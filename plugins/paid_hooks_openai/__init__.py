@@ -7,6 +7,11 @@ Two ways in:
 * ``paid_hooks.instrument("openai")``: patches the SDK's resource classes so that plain
   ``OpenAI()`` clients are recorded too; ``paid_hooks.uninstrument("openai")`` restores them.
 
+Recorded, sync, async and streamed: chat completions (``create``, ``parse``, ``stream``),
+responses (``create``, ``parse``, ``stream``), embeddings, images (``generate``, ``edit``),
+audio transcriptions and speech, also through ``with_raw_response`` /
+``with_streaming_response``. The coverage table is in this package's README.md.
+
 This module imports nothing from ``openai`` until it is used, so loading the plugin is free.
 """
 

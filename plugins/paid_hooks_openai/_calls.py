@@ -1,65 +1,146 @@
-"""Recording one OpenAI SDK method call, shared by the wrapper and the patches."""
+"""Recording one OpenAI SDK method call, shared by the wrapper and the patches.
+
+:func:`record_sync` / :func:`record_async` run the SDK method inside
+``handle.exclusive()`` and record the result. They change the request in one case only:
+a streamed chat completion without ``stream_options.include_usage`` gets
+``include_usage: true`` added (see :func:`prepare_request`) so that the stream reports its
+usage; the extra usage-only chunk this produces is then hidden from the caller.
+
+When another layer is already recording the call (``handle.recording`` is False) the SDK
+method is called with the caller's arguments, untouched, and its result returned as is.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from openai import AsyncStream, Stream
+
 import paid_hooks
-from paid_hooks_openai._usage import PROVIDER, _get, chat_usage
+from paid_hooks_openai._operations import Operation
+from paid_hooks_openai._raw import watch_raw_response
+from paid_hooks_openai._streams import finish_with, wrap_stream
+from paid_hooks_openai._usage import PROVIDER
+
+__all__ = ["CAPTURED_BY", "STREAM_USAGE_ENV", "prepare_request", "record_async", "record_sync"]
+
+log = logging.getLogger("paid_hooks.openai")
 
 CAPTURED_BY = "openai"
+STREAM_USAGE_ENV = "PAID_HOOKS_OPENAI_STREAM_USAGE"
+"""Set to ``0`` / ``false`` / ``off`` to never add ``stream_options.include_usage``."""
+
+_RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
 
 
-def _start(kwargs: dict[str, Any], operation: str) -> paid_hooks.CallHandle:
+def _start(kwargs: Mapping[str, Any], operation: Operation) -> paid_hooks.CallHandle:
+    model = kwargs.get("model")
     return paid_hooks.start_call(
         provider=PROVIDER,
-        operation=operation,
-        request_model=kwargs.get("model"),
+        operation=operation.name,
+        request_model=model if isinstance(model, str) else None,
         captured_by=CAPTURED_BY,
         streaming=bool(kwargs.get("stream")),
     )
 
 
-def _finish_chat(handle: paid_hooks.CallHandle, response: Any) -> None:
+def _raw_mode(kwargs: Mapping[str, Any]) -> str | None:
+    """``"true"`` for ``.with_raw_response``, ``"stream"`` for ``.with_streaming_response``."""
+    headers = kwargs.get("extra_headers")
+    if isinstance(headers, Mapping):
+        value = headers.get(_RAW_RESPONSE_HEADER)
+        return str(value) if value is not None else None
+    return None
+
+
+def _injection_enabled() -> bool:
+    return os.environ.get(STREAM_USAGE_ENV, "1").strip().lower() not in ("0", "false", "off",
+                                                                         "no")
+
+
+def prepare_request(kwargs: dict[str, Any], operation: Operation) -> tuple[dict[str, Any], bool]:
+    """The arguments to send, and whether to hide the usage-only chunk from the caller.
+
+    For a streamed chat completion whose ``stream_options`` lacks a true ``include_usage``
+    (absent, ``None``, or a mapping without it), a copy of the arguments is returned with
+    ``stream_options = {**caller's options, "include_usage": True}`` and ``hide=True``.
+    The caller's own dicts are never mutated. Raw-response calls are left alone (the caller
+    parses the body itself).
+    """
+    if not (operation.injects_stream_usage and kwargs.get("stream") is True):
+        return kwargs, False
+    if _raw_mode(kwargs) is not None or not _injection_enabled():
+        return kwargs, False
+    options = kwargs.get("stream_options")
+    if isinstance(options, Mapping):
+        if options.get("include_usage"):
+            return kwargs, False  # the caller asked: nothing to add, nothing to hide
+        base = dict(options)
+    elif options is None or not options:  # absent, None, or the SDK's falsy ``omit``
+        base = {}
+    else:
+        return kwargs, False  # something we do not understand: leave it alone
+    return {**kwargs, "stream_options": {**base, "include_usage": True}}, True
+
+
+def _prepare(kwargs: dict[str, Any], operation: Operation) -> tuple[dict[str, Any], bool]:
     try:
-        handle.finish(
-            chat_usage(_get(response, "usage")),
-            response_model=_get(response, "model"),
-            response_id=_get(response, "id"),
-            service_tier=_get(response, "service_tier"),
-        )
+        return prepare_request(kwargs, operation)
     except Exception:
+        log.debug("paid_hooks: could not prepare an OpenAI request", exc_info=True)
+        return kwargs, False
+
+
+def _record_result(handle: paid_hooks.CallHandle, result: Any, kwargs: Mapping[str, Any],
+                   operation: Operation, hide: bool) -> Any:
+    """Record a returned result (wrapping a stream); returns what the caller receives."""
+    try:
+        raw = _raw_mode(kwargs)
+        if raw is not None:
+            watch_raw_response(handle, result, kwargs, operation, raw)
+        elif isinstance(result, Stream | AsyncStream):
+            if operation.stream is None:
+                handle.usage_unknown("stream_not_inspected")
+                return result
+            return wrap_stream(result, handle, operation.stream(hide))
+        else:
+            finish_with(handle, operation.read(result, kwargs))
+    except Exception:
+        log.debug("paid_hooks: could not read an OpenAI response", exc_info=True)
         handle.usage_unknown("unreadable_response")
+    return result
 
 
-def record_chat_create(create: Callable[..., Any], args: tuple[Any, ...],
-                       kwargs: dict[str, Any]) -> Any:
-    """Call ``create`` (sync) and record it. Streams are passed through unrecorded here."""
-    if kwargs.get("stream"):
-        return create(*args, **kwargs)
-    handle = _start(kwargs, "chat")
+def record_sync(call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                operation: Operation) -> Any:
+    """Call ``call(*args, **kwargs)`` (sync) and record it; returns the SDK's result."""
+    handle = _start(kwargs, operation)
+    if not handle.recording:
+        return call(*args, **kwargs)
+    send, hide = _prepare(kwargs, operation)
     with handle.exclusive():
         try:
-            response = create(*args, **kwargs)
+            result = call(*args, **send)
         except BaseException as exc:
             handle.fail(exc)
             raise
-    _finish_chat(handle, response)
-    return response
+    return _record_result(handle, result, kwargs, operation, hide)
 
 
-async def record_chat_create_async(create: Callable[..., Awaitable[Any]],
-                                   args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Await ``create`` (async) and record it."""
-    if kwargs.get("stream"):
-        return await create(*args, **kwargs)
-    handle = _start(kwargs, "chat")
+async def record_async(call: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
+                       kwargs: dict[str, Any], operation: Operation) -> Any:
+    """Await ``call(*args, **kwargs)`` and record it; returns the SDK's result."""
+    handle = _start(kwargs, operation)
+    if not handle.recording:
+        return await call(*args, **kwargs)
+    send, hide = _prepare(kwargs, operation)
     with handle.exclusive():
         try:
-            response = await create(*args, **kwargs)
+            result = await call(*args, **send)
         except BaseException as exc:
             handle.fail(exc)
             raise
-    _finish_chat(handle, response)
-    return response
+    return _record_result(handle, result, kwargs, operation, hide)

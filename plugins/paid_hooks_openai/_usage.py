@@ -1,12 +1,31 @@
-"""OpenAI usage objects -> the canonical :class:`paid_hooks.Usage` (already inclusive)."""
+"""OpenAI usage objects -> the canonical :class:`paid_hooks.Usage`.
+
+OpenAI's token counts are already inclusive (``prompt_tokens`` / ``input_tokens`` include
+cached tokens, ``completion_tokens`` / ``output_tokens`` include reasoning tokens), so they
+are copied as they are and the details become the subset fields. Every reader accepts the
+SDK's pydantic objects or plain dicts, returns ``None`` when nothing usable was reported,
+and never invents a zero for a count that was not reported.
+"""
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
 from typing import Any
 
 import paid_hooks
 
 PROVIDER = "openai"
+
+__all__ = [
+    "PROVIDER",
+    "chat_usage",
+    "embeddings_usage",
+    "images_usage",
+    "responses_usage",
+    "speech_usage",
+    "transcription_usage",
+]
 
 
 def _get(obj: Any, name: str) -> Any:
@@ -17,22 +36,128 @@ def _get(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
+def _int(value: Any) -> int | None:
+    """An integer count, or ``None`` for anything that is not one (bools excluded)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def chat_usage(usage: Any) -> paid_hooks.Usage | None:
     """Chat Completions ``usage`` (``prompt_tokens`` includes cached tokens)."""
-    if usage is None:
-        return None
-    prompt = _get(usage, "prompt_tokens")
-    completion = _get(usage, "completion_tokens")
+    prompt = _int(_get(usage, "prompt_tokens"))
+    completion = _int(_get(usage, "completion_tokens"))
     if prompt is None and completion is None:
         return None
     prompt_details = _get(usage, "prompt_tokens_details")
     completion_details = _get(usage, "completion_tokens_details")
     return paid_hooks.Usage(
-        input_tokens=int(prompt or 0),
-        output_tokens=int(completion or 0),
-        cache_read_tokens=_get(prompt_details, "cached_tokens"),
-        cache_write_tokens=_get(prompt_details, "cache_write_tokens"),
-        reasoning_tokens=_get(completion_details, "reasoning_tokens"),
-        input_audio_tokens=_get(prompt_details, "audio_tokens"),
-        output_audio_tokens=_get(completion_details, "audio_tokens"),
+        input_tokens=prompt or 0,
+        output_tokens=completion or 0,
+        cache_read_tokens=_int(_get(prompt_details, "cached_tokens")),
+        cache_write_tokens=_int(_get(prompt_details, "cache_write_tokens")),
+        reasoning_tokens=_int(_get(completion_details, "reasoning_tokens")),
+        input_audio_tokens=_int(_get(prompt_details, "audio_tokens")),
+        output_audio_tokens=_int(_get(completion_details, "audio_tokens")),
     )
+
+
+def responses_usage(usage: Any) -> paid_hooks.Usage | None:
+    """Responses API ``usage`` (``input_tokens`` includes cached tokens)."""
+    input_tokens = _int(_get(usage, "input_tokens"))
+    output_tokens = _int(_get(usage, "output_tokens"))
+    if input_tokens is None and output_tokens is None:
+        return None
+    input_details = _get(usage, "input_tokens_details")
+    output_details = _get(usage, "output_tokens_details")
+    return paid_hooks.Usage(
+        input_tokens=input_tokens or 0,
+        output_tokens=output_tokens or 0,
+        cache_read_tokens=_int(_get(input_details, "cached_tokens")),
+        cache_write_tokens=_int(_get(input_details, "cache_write_tokens")),
+        reasoning_tokens=_int(_get(output_details, "reasoning_tokens")),
+    )
+
+
+def embeddings_usage(usage: Any) -> paid_hooks.Usage | None:
+    """Embeddings ``usage``: ``prompt_tokens`` is all there is (no output)."""
+    prompt = _int(_get(usage, "prompt_tokens"))
+    if prompt is None:
+        return None
+    return paid_hooks.Usage(input_tokens=prompt, output_tokens=0)
+
+
+def images_usage(usage: Any) -> paid_hooks.Usage | None:
+    """GPT image models' ``usage``: totals plus the image-token parts of input and output."""
+    input_tokens = _int(_get(usage, "input_tokens"))
+    output_tokens = _int(_get(usage, "output_tokens"))
+    if input_tokens is None and output_tokens is None:
+        return None
+    return paid_hooks.Usage(
+        input_tokens=input_tokens or 0,
+        output_tokens=output_tokens or 0,
+        input_image_tokens=_int(_get(_get(usage, "input_tokens_details"), "image_tokens")),
+        output_image_tokens=_int(_get(_get(usage, "output_tokens_details"), "image_tokens")),
+    )
+
+
+def image_units(count: int) -> paid_hooks.Usage:
+    """Images produced by a model that reports no tokens (DALL-E): a plugin-defined unit.
+
+    No price source knows ``images``, so the call is recorded ``unpriced`` with the reason
+    ``no_price_for_units:images`` (unless a price override prices it), never as zero.
+    """
+    return paid_hooks.Usage(units=MappingProxyType({"images": count}))
+
+
+def transcription_usage(usage: Any) -> paid_hooks.Usage | None:
+    """Transcription ``usage``: ``type: "tokens"`` (GPT-4o models) or ``"duration"`` (whisper).
+
+    Duration usage becomes the genai-prices unit ``audio_seconds`` (an exact decimal).
+    """
+    kind = _get(usage, "type")
+    if kind == "duration" or (kind is None and _get(usage, "seconds") is not None):
+        seconds = _get(usage, "seconds")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            return None
+        try:
+            amount = Decimal(str(seconds))
+        except InvalidOperation:
+            return None
+        return paid_hooks.Usage(units=MappingProxyType({"audio_seconds": amount}))
+    input_tokens = _int(_get(usage, "input_tokens"))
+    output_tokens = _int(_get(usage, "output_tokens"))
+    if input_tokens is None and output_tokens is None:
+        return None
+    details = _get(usage, "input_token_details")
+    return paid_hooks.Usage(
+        input_tokens=input_tokens or 0,
+        output_tokens=output_tokens or 0,
+        input_audio_tokens=_int(_get(details, "audio_tokens")),
+    )
+
+
+def speech_usage(usage: Any) -> paid_hooks.Usage | None:
+    """``speech.audio.done`` usage of a text-to-speech SSE stream (text in, audio out)."""
+    input_tokens = _int(_get(usage, "input_tokens"))
+    output_tokens = _int(_get(usage, "output_tokens"))
+    if input_tokens is None and output_tokens is None:
+        return None
+    return paid_hooks.Usage(input_tokens=input_tokens or 0, output_tokens=output_tokens or 0)
+
+
+def speech_characters(text: Any) -> paid_hooks.Usage | None:
+    """Character-billed TTS (``tts-1``, ``tts-1-hd``): the genai-prices unit ``input_characters``.
+
+    OpenAI returns no usage for speech; these models are billed per input character, so
+    the count is taken from the request (never the text itself) and marked ``estimated``
+    because it is counted here, in Unicode code points, not reported by the provider.
+    """
+    if not isinstance(text, str):
+        return None
+    return paid_hooks.Usage(units=MappingProxyType({"input_characters": len(text)}),
+                            estimated=True)

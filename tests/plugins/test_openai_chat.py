@@ -1,0 +1,654 @@
+"""OpenAI plugin, Chat Completions through the ``PaidOpenAI`` wrapper, on the real SDK.
+
+Every test drives ``openai.OpenAI`` / ``openai.AsyncOpenAI`` against the local fake
+provider inside ``paid_tracing`` and checks the ledger row: exact tokens, exact cost
+(computed independently with genai-prices), and the cost status for the unhappy paths.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import re
+import sqlite3
+from decimal import Decimal
+from typing import Any
+
+import genai_prices
+import httpx
+import openai
+import pytest
+from openai import AsyncOpenAI, OpenAI
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from pydantic import BaseModel
+
+import paid_hooks
+from paid_hooks.testing import FakeProviderServer, FakeReply, FakeUsage, LedgerView
+from paid_hooks_openai import PaidAsyncOpenAI, PaidOpenAI
+
+MODEL = "gpt-4o-mini"
+API_KEY = "sk-test-SECRET-chat-7f3a9c"
+MESSAGES = [{"role": "user", "content": "Is this lead interested?"}]
+USAGE = FakeUsage(1200, 300, cache_read_tokens=200, reasoning_tokens=50)
+TEXT = "Yes, the lead asked for a demo next Tuesday afternoon."
+
+
+def expected_cost(usage: FakeUsage, model: str = MODEL, tier: str | None = None) -> Decimal:
+    """genai-prices' price of ``usage``, independent of paid-hooks."""
+    result = genai_prices.calc_price(
+        genai_prices.Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                           cache_read_tokens=usage.cache_read_tokens,
+                           output_reasoning_tokens=usage.reasoning_tokens),
+        model, provider_id="openai",
+        price_context={"service_tier": tier} if tier else None)
+    return Decimal(result.total_price)
+
+
+def assert_priced(row: dict[str, Any], usage: FakeUsage = USAGE, model: str = MODEL,
+                  *, streaming: bool = False, tier: str | None = None) -> None:
+    assert row["cost_status"] == "priced", row
+    assert row["provider"] == "openai" and row["captured_by"] == "openai"
+    assert row["operation"] == "chat"
+    assert row["model"] == model
+    assert row["streaming"] == int(streaming)
+    assert row["input_tokens"] == usage.input_tokens
+    assert row["output_tokens"] == usage.output_tokens
+    assert row["cache_read_tokens"] == usage.cache_read_tokens
+    assert row["reasoning_tokens"] == usage.reasoning_tokens
+    assert row["external_customer_id"] == "acme"
+    assert Decimal(row["cost_usd"]) == expected_cost(usage, model, tier)
+
+
+@pytest.fixture
+def client(fake_provider: FakeProviderServer) -> PaidOpenAI:
+    return PaidOpenAI(OpenAI(base_url=fake_provider.openai_url, api_key=API_KEY, max_retries=0))
+
+
+@pytest.fixture
+def aclient(fake_provider: FakeProviderServer) -> PaidAsyncOpenAI:
+    return PaidAsyncOpenAI(AsyncOpenAI(base_url=fake_provider.openai_url, api_key=API_KEY,
+                                       max_retries=0))
+
+
+def trace() -> Any:
+    return paid_hooks.paid_tracing("acme", external_agent_id="sdr")
+
+
+# -- non-streaming -----------------------------------------------------------------------
+
+
+def test_create_records_exact_tokens_and_cost(client: PaidOpenAI, fake_provider: Any,
+                                              paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE))
+    with trace():
+        reply = client.chat.completions.create(model=MODEL, messages=MESSAGES)
+        paid_hooks.signal("lead_qualified", enable_cost_tracing=True)
+    assert type(reply) is ChatCompletion
+    assert reply.choices[0].message.content == TEXT
+    [row] = paid_ledger.calls()
+    assert_priced(row)
+    assert row["response_id"] == reply.id == fake_provider.exchanges[0].response_id
+    assert row["service_tier"] == "default"
+    [signal] = paid_ledger.signals()
+    assert signal["ai_calls"] == 1
+
+
+async def test_create_async(aclient: PaidAsyncOpenAI, fake_provider: Any,
+                            paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE))
+    with trace():
+        reply = await aclient.chat.completions.create(model=MODEL, messages=MESSAGES)
+    assert type(reply) is ChatCompletion
+    [row] = paid_ledger.calls()
+    assert_priced(row)
+    assert row["response_id"] == reply.id
+
+
+@pytest.mark.parametrize(("tier", "model"), [("flex", "gpt-5-mini"), ("priority", MODEL)])
+def test_service_tier_prices_flex_and_priority(client: PaidOpenAI, fake_provider: Any,
+                                               paid_ledger: LedgerView, tier: str,
+                                               model: str) -> None:
+    fake_provider.queue(FakeReply(usage=USAGE, service_tier=tier))
+    with trace():
+        client.chat.completions.create(model=model, messages=MESSAGES, service_tier=tier)
+    [row] = paid_ledger.calls()
+    assert row["service_tier"] == tier
+    assert_priced(row, model=model, tier=tier)
+    assert expected_cost(USAGE, model, tier) != expected_cost(USAGE, model)
+
+
+class Verdict(BaseModel):
+    interested: bool
+    reason: str
+
+
+def test_parse_records_and_returns_the_parsed_completion(client: PaidOpenAI, fake_provider: Any,
+                                                         paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text='{"interested": true, "reason": "asked for a demo"}',
+                                  usage=USAGE))
+    with trace():
+        reply = client.chat.completions.parse(model=MODEL, messages=MESSAGES,
+                                              response_format=Verdict)
+    assert reply.choices[0].message.parsed == Verdict(interested=True, reason="asked for a demo")
+    [row] = paid_ledger.calls()
+    assert_priced(row)
+    assert row["response_id"] == reply.id
+
+
+async def test_parse_async(aclient: PaidAsyncOpenAI, fake_provider: Any,
+                           paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text='{"interested": false, "reason": "no budget"}',
+                                  usage=USAGE))
+    with trace():
+        reply = await aclient.chat.completions.parse(model=MODEL, messages=MESSAGES,
+                                                     response_format=Verdict)
+    assert reply.choices[0].message.parsed is not None
+    assert reply.choices[0].message.parsed.interested is False
+    [row] = paid_ledger.calls()
+    assert_priced(row)
+
+
+# -- streaming: include_usage injection and hiding ---------------------------------------
+
+
+def test_stream_gets_usage_the_caller_did_not_ask_for_and_hides_it(
+        client: PaidOpenAI, fake_provider: Any, paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE))
+    kwargs: dict[str, Any] = {"model": MODEL, "messages": MESSAGES, "stream": True}
+    with trace():
+        stream = client.chat.completions.create(**kwargs)
+        assert isinstance(stream, openai.Stream)
+        assert isinstance(stream.response, httpx.Response)
+        chunks = list(stream)
+    # The request carried include_usage; the caller's arguments were not mutated.
+    assert fake_provider.exchanges[0].request_json["stream_options"] == {"include_usage": True}
+    assert "stream_options" not in kwargs
+    # The caller sees exactly the chunks of a stream without include_usage.
+    assert all(isinstance(c, ChatCompletionChunk) for c in chunks)
+    assert all(c.choices for c in chunks)
+    assert all(c.usage is None for c in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == TEXT
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    [row] = paid_ledger.calls()
+    assert_priced(row, streaming=True)
+    assert row["response_id"] == chunks[0].id
+
+
+def test_stream_caller_who_asked_for_usage_sees_the_usage_chunk(
+        client: PaidOpenAI, fake_provider: Any, paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE))
+    options = {"include_usage": True}
+    with trace():
+        chunks = list(client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                      stream=True, stream_options=options))
+    assert options == {"include_usage": True}
+    assert fake_provider.exchanges[0].request_json["stream_options"] == {"include_usage": True}
+    last = chunks[-1]
+    assert last.choices == []
+    assert last.usage is not None and last.usage.prompt_tokens == USAGE.input_tokens
+    [row] = paid_ledger.calls()
+    assert_priced(row, streaming=True)
+
+
+def test_stream_keeps_the_callers_other_stream_options(client: PaidOpenAI, fake_provider: Any,
+                                                       paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE))
+    options = {"include_obfuscation": False}
+    with trace():
+        chunks = list(client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                      stream=True, stream_options=options))
+    assert options == {"include_obfuscation": False}
+    assert fake_provider.exchanges[0].request_json["stream_options"] == {
+        "include_obfuscation": False, "include_usage": True}
+    assert all(c.choices for c in chunks)
+    [row] = paid_ledger.calls()
+    assert_priced(row, streaming=True)
+
+
+async def test_stream_async_injects_and_hides(aclient: PaidAsyncOpenAI, fake_provider: Any,
+                                              paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE))
+    with trace():
+        stream = await aclient.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                       stream=True)
+        assert isinstance(stream, openai.AsyncStream)
+        async with stream:
+            chunks = [c async for c in stream]
+    assert fake_provider.exchanges[0].request_json["stream_options"] == {"include_usage": True}
+    assert all(c.choices and c.usage is None for c in chunks)
+    [row] = paid_ledger.calls()
+    assert_priced(row, streaming=True)
+
+
+def test_stream_used_as_context_manager(client: PaidOpenAI, fake_provider: Any,
+                                        paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE))
+    with trace(), client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                        stream=True) as stream:
+        text = "".join(c.choices[0].delta.content or "" for c in stream)
+    assert text == TEXT
+    [row] = paid_ledger.calls()
+    assert_priced(row, streaming=True)
+
+
+def test_injection_can_be_switched_off(client: PaidOpenAI, fake_provider: Any,
+                                       paid_ledger: LedgerView,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAID_HOOKS_OPENAI_STREAM_USAGE", "0")
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE))
+    with trace():
+        chunks = list(client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                      stream=True))
+    assert "stream_options" not in fake_provider.exchanges[0].request_json
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    [row] = paid_ledger.calls()
+    assert row["cost_status"] == "usage_unknown"
+    assert row["cost_reason"] == "not_reported"
+
+
+# -- streaming: abandoned, cut short, missing usage --------------------------------------
+
+
+def test_stream_closed_early_is_usage_unknown(client: PaidOpenAI, fake_provider: Any,
+                                              paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE))
+    with trace():
+        stream = client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+        first = next(stream)
+        stream.close()
+        [row] = paid_ledger.calls()  # recorded at close, not at garbage collection
+    assert row["cost_status"] == "usage_unknown"
+    assert row["cost_reason"] == "stream_closed_early"
+    assert row["cost_usd"] is None and row["input_tokens"] is None
+    assert row["response_id"] == first.id
+    assert row["streaming"] == 1
+
+
+def test_stream_broken_out_of_inside_with_is_usage_unknown(
+        client: PaidOpenAI, fake_provider: Any, paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE))
+    with trace():
+        with client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                            stream=True) as stream:
+            for _ in stream:
+                break
+        [row] = paid_ledger.calls()
+    assert (row["cost_status"], row["cost_reason"]) == ("usage_unknown", "stream_closed_early")
+
+
+def test_stream_garbage_collected_midway_is_usage_unknown(
+        client: PaidOpenAI, fake_provider: Any, paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE))
+    with trace():
+        stream = client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+        next(stream)
+        del stream
+        gc.collect()
+    [row] = paid_ledger.calls()
+    assert (row["cost_status"], row["cost_reason"]) == ("usage_unknown", "stream_closed_early")
+
+
+def test_stream_never_iterated_and_collected_is_usage_unknown(
+        client: PaidOpenAI, fake_provider: Any, paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE))
+    with trace():
+        client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+        gc.collect()
+    [row] = paid_ledger.calls()
+    assert (row["cost_status"], row["cost_reason"]) == ("usage_unknown", "stream_closed_early")
+
+
+def _error_stream_route(fake_provider: Any, prefix: str, before: int) -> PaidOpenAI:
+    """A chat stream that sends ``before`` chunks, then an SSE error event."""
+    def route(server: Any, request: Any, match: re.Match[str]) -> Any:
+        from paid_hooks.testing.fake.server import sse_event, sse_response
+
+        chunk = {"id": "chatcmpl-err", "object": "chat.completion.chunk", "created": 1,
+                 "model": MODEL, "choices": [{"index": 0, "delta": {"content": "ok"},
+                                              "finish_reason": None}]}
+        events = [sse_event(chunk) for _ in range(before)]
+        events.append(sse_event({"error": {"message": "overloaded mid-stream"}}))
+        return sse_response(iter(events))
+
+    fake_provider.route("POST", rf"/{prefix}/chat/completions", route)
+    return PaidOpenAI(OpenAI(base_url=f"{fake_provider.url}/{prefix}", api_key=API_KEY,
+                             max_retries=0))
+
+
+@pytest.mark.parametrize(("before", "status", "reason"), [
+    (2, "usage_unknown", "stream_error:APIError"), (0, "no_charge", "APIError")])
+def test_error_event_inside_a_stream(fake_provider: Any, paid_ledger: LedgerView, before: int,
+                                     status: str, reason: str) -> None:
+    client = _error_stream_route(fake_provider, f"stream-error-{before}", before)
+    received = []
+    with trace(), pytest.raises(openai.APIError, match="overloaded mid-stream"):
+        for chunk in client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                    stream=True):
+            received.append(chunk)
+    assert len(received) == before
+    [row] = paid_ledger.calls()
+    assert (row["cost_status"], row["cost_reason"]) == (status, reason)
+
+
+async def test_stream_async_closed_early(aclient: PaidAsyncOpenAI, fake_provider: Any,
+                                         paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE))
+    with trace():
+        stream = await aclient.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                       stream=True)
+        async for _ in stream:
+            break
+        await stream.close()
+        [row] = paid_ledger.calls()
+    assert (row["cost_status"], row["cost_reason"]) == ("usage_unknown", "stream_closed_early")
+
+
+def test_stream_cut_by_the_server_is_usage_unknown(client: PaidOpenAI, fake_provider: Any,
+                                                   paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE, cut_stream_after=3))
+    with trace():
+        chunks = list(client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                      stream=True))
+    assert len(chunks) == 3
+    [row] = paid_ledger.calls()
+    assert (row["cost_status"], row["cost_reason"]) == ("usage_unknown", "stream_closed_early")
+
+
+def test_stream_cut_just_before_the_usage_chunk(client: PaidOpenAI, fake_provider: Any,
+                                                paid_ledger: LedgerView) -> None:
+    pieces = len(TEXT) // 12 + 1
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE, cut_stream_after=pieces + 2))
+    with trace():
+        chunks = list(client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                      stream=True))
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    [row] = paid_ledger.calls()
+    assert row["cost_status"] == "usage_unknown"
+
+
+def test_stream_without_usage_from_the_server(client: PaidOpenAI, fake_provider: Any,
+                                              paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE, omit_usage=True))
+    with trace():
+        text = "".join(c.choices[0].delta.content or ""
+                       for c in client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                               stream=True))
+    assert text == TEXT
+    [row] = paid_ledger.calls()
+    assert (row["cost_status"], row["cost_reason"]) == ("usage_unknown", "not_reported")
+
+
+# -- the chat.completions.stream() helper ------------------------------------------------
+
+
+def test_stream_helper_records_and_hides_usage(client: PaidOpenAI, fake_provider: Any,
+                                               paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE))
+    with trace(), client.chat.completions.stream(model=MODEL, messages=MESSAGES) as stream:
+        deltas = [e.delta for e in stream if e.type == "content.delta"]
+        final = stream.get_final_completion()
+    assert "".join(deltas) == TEXT
+    assert final.usage is None  # the caller did not ask for usage
+    [row] = paid_ledger.calls()
+    assert_priced(row, streaming=True)
+    assert row["response_id"] == final.id
+
+
+def test_stream_helper_with_include_usage_keeps_it(client: PaidOpenAI, fake_provider: Any,
+                                                   paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE))
+    with trace(), client.chat.completions.stream(model=MODEL, messages=MESSAGES,
+                                        stream_options={"include_usage": True}) as stream:
+        final = stream.get_final_completion()
+    assert final.usage is not None and final.usage.completion_tokens == USAGE.output_tokens
+    [row] = paid_ledger.calls()
+    assert_priced(row, streaming=True)
+
+
+def test_stream_helper_left_early_is_recorded_on_exit(client: PaidOpenAI, fake_provider: Any,
+                                                      paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE))
+    with trace():
+        with client.chat.completions.stream(model=MODEL, messages=MESSAGES) as stream:
+            for _ in stream:
+                break
+        [row] = paid_ledger.calls()  # ``stream`` is still referenced: closed, not collected
+    assert (row["cost_status"], row["cost_reason"]) == ("usage_unknown", "stream_closed_early")
+
+
+async def test_stream_helper_async(aclient: PaidAsyncOpenAI, fake_provider: Any,
+                                   paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text='{"interested": true, "reason": "demo"}', usage=USAGE))
+    with trace():
+        async with aclient.chat.completions.stream(model=MODEL, messages=MESSAGES,
+                                                   response_format=Verdict) as stream:
+            final = await stream.get_final_completion()
+    assert final.choices[0].message.parsed == Verdict(interested=True, reason="demo")
+    [row] = paid_ledger.calls()
+    assert_priced(row, streaming=True)
+
+
+# -- errors and bad usage never break the caller ------------------------------------------
+
+
+@pytest.mark.parametrize(("status", "error"), [
+    (400, openai.BadRequestError), (401, openai.AuthenticationError),
+    (429, openai.RateLimitError), (500, openai.InternalServerError),
+    (503, openai.InternalServerError)])
+@pytest.mark.parametrize("stream", [False, True])
+def test_error_reaches_the_caller_unchanged_and_costs_nothing(
+        client: PaidOpenAI, fake_provider: Any, paid_ledger: LedgerView, status: int,
+        error: type[Exception], stream: bool) -> None:
+    fake_provider.queue(FakeReply(status=status, error_message="slow down"))
+    with trace(), pytest.raises(error, match="slow down") as info:
+        client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=stream)
+    assert type(info.value) is error
+    assert getattr(info.value, "status_code", None) == status
+    [row] = paid_ledger.calls()
+    assert row["cost_status"] == "no_charge"
+    assert row["call_status"] == "error"
+    assert row["error_type"] == error.__qualname__
+    assert row["cost_usd"] is None
+
+
+async def test_error_async(aclient: PaidAsyncOpenAI, fake_provider: Any,
+                           paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(status=429, error_message="slow down"))
+    with trace(), pytest.raises(openai.RateLimitError):
+        await aclient.chat.completions.create(model=MODEL, messages=MESSAGES)
+    [row] = paid_ledger.calls()
+    assert (row["cost_status"], row["error_type"]) == ("no_charge", "RateLimitError")
+
+
+def test_missing_usage_is_usage_unknown(client: PaidOpenAI, fake_provider: Any,
+                                        paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text=TEXT, omit_usage=True))
+    with trace():
+        reply = client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    assert reply.usage is None and reply.choices[0].message.content == TEXT
+    [row] = paid_ledger.calls()
+    assert (row["cost_status"], row["cost_reason"]) == ("usage_unknown", "not_reported")
+    assert row["response_id"] == reply.id
+
+
+MALFORMED_USAGE = ["garbage", {"prompt_tokens": "many", "completion_tokens": None},
+                   {"completion_tokens": [1, 2]}, 42]
+
+
+@pytest.mark.parametrize("usage", MALFORMED_USAGE, ids=["str", "str-count", "list", "int"])
+def test_malformed_usage_never_breaks_the_caller(fake_provider: Any, paid_ledger: LedgerView,
+                                                 usage: Any) -> None:
+    def malformed(server: Any, request: Any, match: re.Match[str]) -> Any:
+        from paid_hooks.testing.fake.server import json_response
+
+        return json_response(200, {
+            "id": "chatcmpl-malformed", "object": "chat.completion", "created": 1,
+            "model": MODEL, "usage": usage,
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": "ok"}}]})
+
+    fake_provider.route("POST", r"/malformed-usage/chat/completions", malformed)
+    client = PaidOpenAI(OpenAI(base_url=f"{fake_provider.url}/malformed-usage", api_key=API_KEY,
+                               max_retries=0))
+    with trace():
+        reply = client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    assert reply.choices[0].message.content == "ok"
+    [row] = paid_ledger.calls()
+    assert row["cost_status"] == "usage_unknown"
+    assert row["response_id"] == "chatcmpl-malformed"
+
+
+def test_malformed_usage_chunk_in_a_stream(fake_provider: Any, paid_ledger: LedgerView) -> None:
+    def malformed(server: Any, request: Any, match: re.Match[str]) -> Any:
+        from paid_hooks.testing.fake.server import sse_event, sse_response
+
+        base = {"id": "chatcmpl-bad", "object": "chat.completion.chunk", "created": 1,
+                "model": MODEL}
+        return sse_response(iter([
+            sse_event({**base, "choices": [{"index": 0, "delta": {"content": "ok"},
+                                            "finish_reason": "stop"}], "usage": None}),
+            sse_event({**base, "choices": [], "usage": {"prompt_tokens": "lots"}}),
+            sse_event("[DONE]")]))
+
+    fake_provider.route("POST", r"/malformed-stream/chat/completions", malformed)
+    client = PaidOpenAI(OpenAI(base_url=f"{fake_provider.url}/malformed-stream",
+                               api_key=API_KEY, max_retries=0))
+    with trace():
+        chunks = list(client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                      stream=True))
+    assert [c.choices[0].delta.content for c in chunks] == ["ok"]
+    [row] = paid_ledger.calls()
+    assert (row["cost_status"], row["cost_reason"]) == ("usage_unknown", "not_reported")
+
+
+# -- pass-through: other resources, options, raw responses --------------------------------
+
+
+def test_other_resources_pass_through_unchanged(fake_provider: Any) -> None:
+    raw = OpenAI(base_url=fake_provider.openai_url, api_key=API_KEY, max_retries=0)
+    client = PaidOpenAI(raw)
+    assert client.files is raw.files
+    assert client.models is raw.models
+    assert client.batches is raw.batches
+    assert client.moderations is raw.moderations
+    assert client.api_key == API_KEY
+    assert client.chat.completions.retrieve == raw.chat.completions.retrieve
+    assert "chat" in dir(client)
+
+
+def test_with_options_returns_a_recording_wrapper(client: PaidOpenAI, fake_provider: Any,
+                                                  paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(usage=USAGE))
+    tuned = client.with_options(timeout=7.5, max_retries=0)
+    assert isinstance(tuned, PaidOpenAI)
+    assert tuned.timeout == 7.5
+    with trace():
+        tuned.chat.completions.create(model=MODEL, messages=MESSAGES)
+    [row] = paid_ledger.calls()
+    assert_priced(row)
+
+
+def test_with_raw_response_is_recorded(client: PaidOpenAI, fake_provider: Any,
+                                       paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(usage=USAGE))
+    with trace():
+        raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=MESSAGES)
+    assert raw.headers["content-type"] == "application/json"
+    completion = raw.parse()
+    assert type(completion) is ChatCompletion
+    [row] = paid_ledger.calls()
+    assert_priced(row)
+    assert row["response_id"] == completion.id
+
+
+def test_with_raw_response_stream_is_not_modified(client: PaidOpenAI, fake_provider: Any,
+                                                  paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(usage=USAGE), FakeReply(usage=USAGE))
+    with trace():
+        raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=MESSAGES,
+                                                               stream=True)
+        stream = raw.parse()
+        assert raw.parse() is stream
+        chunks = list(stream)
+        asked = client.chat.completions.with_raw_response.create(
+            model=MODEL, messages=MESSAGES, stream=True, stream_options={"include_usage": True})
+        last = list(asked.parse())[-1]
+    assert "stream_options" not in fake_provider.exchanges[0].request_json
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert last.choices == [] and last.usage is not None
+    unasked, with_usage = paid_ledger.calls()
+    assert (unasked["cost_status"], unasked["cost_reason"]) == ("usage_unknown", "not_reported")
+    assert unasked["response_id"] == chunks[0].id
+    assert_priced(with_usage, streaming=True)
+
+
+def test_with_streaming_response_parsed(client: PaidOpenAI, fake_provider: Any,
+                                        paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(usage=USAGE))
+    with trace(), client.chat.completions.with_streaming_response.create(
+            model=MODEL, messages=MESSAGES) as response:
+        completion = response.parse()
+    [row] = paid_ledger.calls()
+    assert_priced(row)
+    assert row["response_id"] == completion.id
+
+
+def test_with_streaming_response_read_without_parse(client: PaidOpenAI, fake_provider: Any,
+                                                    paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(usage=USAGE), FakeReply(usage=USAGE))
+    with trace():
+        with client.chat.completions.with_streaming_response.create(
+                model=MODEL, messages=MESSAGES) as response:
+            body = response.json()
+        with client.chat.completions.with_streaming_response.create(
+                model=MODEL, messages=MESSAGES, stream=True):
+            pass  # never read
+    read, unread = paid_ledger.calls()
+    assert_priced(read)
+    assert read["response_id"] == body["id"]
+    assert (unread["cost_status"], unread["cost_reason"]) == ("usage_unknown",
+                                                               "raw_response_not_inspected")
+
+
+async def test_with_streaming_response_stream_as_the_agents_sdk_does(
+        aclient: PaidAsyncOpenAI, fake_provider: Any, paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(usage=USAGE))
+    with trace():
+        async with aclient.responses.with_streaming_response.create(
+                model=MODEL, input="hi", stream=True) as response:
+            stream = await response.parse()
+            assert isinstance(stream, openai.AsyncStream)
+            events = [e async for e in stream]
+    assert events[-1].type == "response.completed"
+    [row] = paid_ledger.calls()
+    assert row["cost_status"] == "priced"
+    assert row["response_id"] == events[0].response.id
+    assert (row["input_tokens"], row["output_tokens"]) == (USAGE.input_tokens,
+                                                           USAGE.output_tokens)
+
+
+# -- secrets ------------------------------------------------------------------------------
+
+
+def test_no_api_key_or_authorization_header_in_the_ledger(
+        client: PaidOpenAI, fake_provider: Any, paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE),
+                        FakeReply(text=TEXT, usage=USAGE),
+                        FakeReply(status=401, error_message="bad key"))
+    with trace():
+        client.chat.completions.create(model=MODEL, messages=MESSAGES)
+        list(client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True))
+        with pytest.raises(openai.AuthenticationError):
+            client.chat.completions.create(model=MODEL, messages=MESSAGES)
+        paid_hooks.signal("lead_qualified", enable_cost_tracing=True)
+    authorization = fake_provider.exchanges[0].request_headers["authorization"]
+    assert authorization == f"Bearer {API_KEY}"
+    rows = paid_ledger.calls()
+    assert len(rows) == 3
+    dumped = json.dumps([rows, paid_ledger.signals()], default=str)
+    assert API_KEY not in dumped and "Bearer" not in dumped
+    database = paid_ledger.url.removeprefix("sqlite:///")
+    with sqlite3.connect(database) as conn:
+        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"):
+            for record in conn.execute(f"SELECT * FROM {table}"):
+                assert API_KEY not in repr(record)
