@@ -8,19 +8,21 @@ command takes ``--ledger URL`` (default: as the library) and ``--json``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from paid_hooks.ledger import default_ledger_url, open_ledger
+from paid_hooks.ledger import LedgerError, SQLLedger, default_ledger_url, open_ledger
 
 __all__ = ["app", "console", "cost_rows", "costs_table", "main"]
 
@@ -29,6 +31,7 @@ app = typer.Typer(
     help="Report AI costs per business outcome from the paid-hooks ledger.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals may hold a ledger URL with its password
 )
 
 LedgerOption = Annotated[
@@ -46,11 +49,29 @@ class GroupBy(StrEnum):
     provider = "provider"
 
 
-def _open(url: str | None) -> Any:
+@contextlib.contextmanager
+def _reading(url: str | None) -> Iterator[SQLLedger]:
+    """The ledger at ``url``, closed afterwards; a ledger that cannot be read exits 1.
+
+    The messages come from the ledger, which never puts credentials in them.
+    """
     try:
-        return open_ledger(url or default_ledger_url())
+        store = open_ledger(url or default_ledger_url())
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--ledger") from exc
+    except ImportError as exc:
+        _fail(str(exc))
+    try:
+        yield store
+    except LedgerError as exc:
+        _fail(str(exc))
+    finally:
+        store.close()
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(1)
 
 
 def _parse_since(value: str | None) -> float | None:
@@ -93,7 +114,9 @@ def signals(
     as_json: JsonOption = False,
 ) -> None:
     """Each signal with the AI cost attributed to it."""
-    rows = _open(ledger).signals(customer=customer, agent=agent, since=_parse_since(since))
+    since_ts = _parse_since(since)
+    with _reading(ledger) as store:
+        rows = store.signals(customer=customer, agent=agent, since=since_ts)
     if as_json:
         _print_json(rows)
         return
@@ -125,7 +148,8 @@ def costs(
     as_json: JsonOption = False,
 ) -> None:
     """Totals with tokens and call counts; unattributed and unpriced costs are rows of their own."""
-    rows = cost_rows(_open(ledger), by.value)
+    with _reading(ledger) as store:
+        rows = cost_rows(store, by.value)
     if as_json:
         _print_json(rows)
         return

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from paid_hooks import _runtime
-from paid_hooks.ledger import SQLiteLedger
+from paid_hooks.ledger import SQLLedger
 from paid_hooks.testing.fake.server import (
     Exchange,
     FakeProviderServer,
@@ -46,7 +46,7 @@ __all__ = [
 class LedgerView:
     """Read access to a ledger that flushes the pipeline first, for assertions."""
 
-    def __init__(self, ledger: SQLiteLedger) -> None:
+    def __init__(self, ledger: SQLLedger) -> None:
         self.ledger = ledger
 
     @property
@@ -82,21 +82,24 @@ class LedgerView:
 
 
 @contextlib.contextmanager
-def temporary_ledger(directory: str | Path | None = None, **settings: Any) -> Iterator[LedgerView]:
+def temporary_ledger(directory: str | Path | None = None, *, url: str | None = None,
+                     **settings: Any) -> Iterator[LedgerView]:
     """Initialise tracing into a fresh ledger file for the block, then shut down.
 
-    Any tracing set-up active before is shut down first.
+    ``url`` instead names the ledger to use (say a PostgreSQL database); ``directory`` is
+    then ignored. Any tracing set-up active before is shut down first.
     """
     _runtime.shutdown()
     with contextlib.ExitStack() as stack:
-        if directory is None:
-            directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="paid-hooks-"))
-        path = Path(directory) / "ledger.db"
-        _runtime.initialize_tracing(ledger=f"sqlite:///{path}", flush_at_exit=False, **settings)
+        if url is None:
+            if directory is None:
+                directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="paid-hooks-"))
+            url = f"sqlite:///{Path(directory) / 'ledger.db'}"
+        _runtime.initialize_tracing(ledger=url, flush_at_exit=False, **settings)
         runtime = _runtime.get_runtime()
         assert runtime.ledger_exporter is not None
         ledger = runtime.ledger_exporter.ledger
-        assert isinstance(ledger, SQLiteLedger)
+        assert isinstance(ledger, SQLLedger)
         try:
             yield LedgerView(ledger)
         finally:
