@@ -15,36 +15,15 @@ nothing from ``anthropic`` until it is used, so loading the plugin is free.
 
 from __future__ import annotations
 
-import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import paid_hooks
+from paid_hooks import plugin_kit
 
 if TYPE_CHECKING:
     from paid_hooks_anthropic._wrapper import PaidAnthropic, PaidAsyncAnthropic
 
 __all__ = ["PaidAnthropic", "PaidAsyncAnthropic", "instrument", "uninstrument"]
 
-
-def __getattr__(name: str) -> Any:
-    if name in ("PaidAnthropic", "PaidAsyncAnthropic"):
-        from paid_hooks_anthropic import _wrapper
-
-        return getattr(_wrapper, name)
-    raise AttributeError(name)
-
-
-@paid_hooks.hookimpl
-def instrument() -> None:
-    """Patch the anthropic SDK (idempotent); ImportError when it is not installed."""
-    from paid_hooks_anthropic import _patch
-
-    _patch.patch()
-
-
-@paid_hooks.hookimpl
-def uninstrument() -> None:
-    """Undo :func:`instrument` exactly (idempotent; a no-op when never instrumented)."""
-    patch_module = sys.modules.get("paid_hooks_anthropic._patch")
-    if patch_module is not None:
-        patch_module.unpatch()
+__getattr__ = plugin_kit.lazy_exports(__name__, {"PaidAnthropic": "_wrapper",
+                                                 "PaidAsyncAnthropic": "_wrapper"})
+instrument, uninstrument = plugin_kit.instrument_hooks(f"{__name__}._patch")

@@ -18,8 +18,9 @@ from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 import paid_hooks
+from paid_hooks.plugin_kit import call_exclusive, call_exclusive_async, field
 from paid_hooks_anthropic._streams import observe_async_stream, observe_stream
-from paid_hooks_anthropic._usage import PROVIDER, get, message_usage, service_tier
+from paid_hooks_anthropic._usage import PROVIDER, message_usage, service_tier
 
 __all__ = [
     "CAPTURED_BY",
@@ -71,9 +72,9 @@ def _record_result(handle: paid_hooks.CallHandle, result: Any) -> None:
         elif _is_raw_response(result):
             handle.usage_unknown("raw_response")
         else:
-            usage = get(result, "usage")
-            handle.finish(message_usage(usage), response_model=get(result, "model"),
-                          response_id=get(result, "id"), service_tier=service_tier(usage))
+            usage = field(result, "usage")
+            handle.finish(message_usage(usage), response_model=field(result, "model"),
+                          response_id=field(result, "id"), service_tier=service_tier(usage))
     except Exception:
         log.warning("paid_hooks: could not read an anthropic response", exc_info=True)
         handle.usage_unknown("unreadable_response")
@@ -85,12 +86,7 @@ def record_create(create: Callable[..., Any], args: tuple[Any, ...], kwargs: dic
     handle = _start(kwargs.get("model"), _host(resource), streaming=bool(kwargs.get("stream")))
     if not handle.recording:
         return create(*args, **kwargs)
-    with handle.exclusive():
-        try:
-            result = create(*args, **kwargs)
-        except BaseException as exc:
-            handle.fail(exc)
-            raise
+    result = call_exclusive(handle, create, args, kwargs)
     _record_result(handle, result)
     return result
 
@@ -101,12 +97,7 @@ async def record_create_async(create: Callable[..., Awaitable[Any]], args: tuple
     handle = _start(kwargs.get("model"), _host(resource), streaming=bool(kwargs.get("stream")))
     if not handle.recording:
         return await create(*args, **kwargs)
-    with handle.exclusive():
-        try:
-            result = await create(*args, **kwargs)
-        except BaseException as exc:
-            handle.fail(exc)
-            raise
+    result = await call_exclusive_async(handle, create, args, kwargs)
     _record_result(handle, result)
     return result
 
@@ -117,12 +108,7 @@ def _observed_request(request: Callable[[], Any], model: Any,
         handle = _start(model, host, streaming=True)
         if not handle.recording:
             return request()
-        with handle.exclusive():
-            try:
-                raw_stream = request()
-            except BaseException as exc:
-                handle.fail(exc)
-                raise
+        raw_stream = call_exclusive(handle, request, (), {})
         _record_result(handle, raw_stream)
         return raw_stream
 
@@ -146,16 +132,14 @@ class _ObservedAsyncRequest:
     def __await__(self) -> Generator[Any, None, Any]:
         return self._run().__await__()
 
+    def _pending(self) -> Awaitable[Any]:
+        return self._request
+
     async def _run(self) -> Any:
         handle = _start(self._model, self._host, streaming=True)
         if not handle.recording:
             return await self._request
-        with handle.exclusive():
-            try:
-                raw_stream = await self._request
-            except BaseException as exc:
-                handle.fail(exc)
-                raise
+        raw_stream = await call_exclusive_async(handle, self._pending, (), {})
         _record_result(handle, raw_stream)
         return raw_stream
 

@@ -23,7 +23,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import paid_hooks
-from paid_hooks_anthropic._usage import StreamUsage, get
+from paid_hooks.plugin_kit import field, on_collect
+from paid_hooks_anthropic._usage import StreamUsage
 
 __all__ = ["CLOSED_EARLY", "StreamRecorder", "observe_async_stream", "observe_stream"]
 
@@ -47,15 +48,15 @@ class StreamRecorder:
 
     def on_event(self, event: Any) -> None:
         try:
-            kind = get(event, "type")
+            kind = field(event, "type")
             if kind == "message_start":
-                message = get(event, "message")
-                self._response_id = get(message, "id")
-                self._model = get(message, "model")
-                self._usage.merge(get(message, "usage"), final=False)
+                message = field(event, "message")
+                self._response_id = field(message, "id")
+                self._model = field(message, "model")
+                self._usage.merge(field(message, "usage"), final=False)
                 self._started = True
             elif kind == "message_delta":
-                self._usage.merge(get(event, "usage"), final=True)
+                self._usage.merge(field(event, "usage"), final=True)
             elif kind == "message_stop":
                 self.settle("stream_usage_incomplete")
         except Exception:
@@ -119,11 +120,6 @@ async def _observe_async(events: AsyncIterator[Any],
     recorder.settle(CLOSED_EARLY)
 
 
-def _finalize_on_drop(stream: Any, recorder: StreamRecorder) -> None:
-    finalizer = weakref.finalize(stream, recorder.settle, CLOSED_EARLY)
-    finalizer.atexit = False
-
-
 def observe_stream(stream: Any, handle: paid_hooks.CallHandle) -> None:
     """Record ``handle`` from the events of the sync SDK ``Stream`` (in place). Never raises."""
     recorder = StreamRecorder(handle)
@@ -142,7 +138,7 @@ def observe_stream(stream: Any, handle: paid_hooks.CallHandle) -> None:
 
         stream._iterator = _observe(events, recorder)
         stream.close = close
-        _finalize_on_drop(stream, recorder)
+        on_collect(stream, recorder.settle, CLOSED_EARLY)
     except Exception:
         log.warning("paid_hooks: cannot observe this anthropic stream", exc_info=True)
         recorder.settle("stream_not_observable")
@@ -166,7 +162,7 @@ def observe_async_stream(stream: Any, handle: paid_hooks.CallHandle) -> None:
 
         stream._iterator = _observe_async(events, recorder)
         stream.close = close
-        _finalize_on_drop(stream, recorder)
+        on_collect(stream, recorder.settle, CLOSED_EARLY)
     except Exception:
         log.warning("paid_hooks: cannot observe this anthropic stream", exc_info=True)
         recorder.settle("stream_not_observable")

@@ -21,8 +21,9 @@ from __future__ import annotations
 from typing import Any
 
 import paid_hooks
+from paid_hooks.plugin_kit import count, field
 
-__all__ = ["PROVIDER", "StreamUsage", "get", "message_usage", "service_tier"]
+__all__ = ["PROVIDER", "StreamUsage", "message_usage", "service_tier"]
 
 PROVIDER = "anthropic"
 
@@ -39,24 +40,6 @@ _MERGED_FIELDS = (
 )
 
 
-def get(obj: Any, name: str) -> Any:
-    """``obj.name`` or ``obj[name]``; ``None`` when absent (SDK models and plain dicts)."""
-    if obj is None:
-        return None
-    if isinstance(obj, dict):
-        return obj.get(name)
-    return getattr(obj, name, None)
-
-
-def _count(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _plus(a: int | None, b: int | None) -> int | None:
     if a is None and b is None:
         return None
@@ -70,16 +53,16 @@ def _compaction_counts(iterations: Any) -> dict[str, int | None]:
     if not isinstance(iterations, (list, tuple)):
         return totals
     for item in iterations:
-        if get(item, "type") != "compaction":
+        if field(item, "type") != "compaction":
             continue
-        creation = get(item, "cache_creation")
-        for key, value in (("input", get(item, "input_tokens")),
-                           ("output", get(item, "output_tokens")),
-                           ("read", get(item, "cache_read_input_tokens")),
-                           ("write", get(item, "cache_creation_input_tokens")),
-                           ("5m", get(creation, "ephemeral_5m_input_tokens")),
-                           ("1h", get(creation, "ephemeral_1h_input_tokens"))):
-            totals[key] = _plus(totals[key], _count(value))
+        creation = field(item, "cache_creation")
+        for key, value in (("input", field(item, "input_tokens")),
+                           ("output", field(item, "output_tokens")),
+                           ("read", field(item, "cache_read_input_tokens")),
+                           ("write", field(item, "cache_creation_input_tokens")),
+                           ("5m", field(creation, "ephemeral_5m_input_tokens")),
+                           ("1h", field(creation, "ephemeral_1h_input_tokens"))):
+            totals[key] = _plus(totals[key], count(value))
     return totals
 
 
@@ -87,17 +70,17 @@ def message_usage(usage: Any) -> paid_hooks.Usage | None:
     """Normalise one Anthropic ``usage`` (SDK object or dict); ``None`` if nothing reported."""
     if usage is None:
         return None
-    plain_input = _count(get(usage, "input_tokens"))
-    output = _count(get(usage, "output_tokens"))
+    plain_input = count(field(usage, "input_tokens"))
+    output = count(field(usage, "output_tokens"))
     if plain_input is None and output is None:
         return None
-    cache_read = _count(get(usage, "cache_read_input_tokens"))
-    cache_write = _count(get(usage, "cache_creation_input_tokens"))
-    creation = get(usage, "cache_creation")
-    write_5m = _count(get(creation, "ephemeral_5m_input_tokens"))
-    write_1h = _count(get(creation, "ephemeral_1h_input_tokens"))
+    cache_read = count(field(usage, "cache_read_input_tokens"))
+    cache_write = count(field(usage, "cache_creation_input_tokens"))
+    creation = field(usage, "cache_creation")
+    write_5m = count(field(creation, "ephemeral_5m_input_tokens"))
+    write_1h = count(field(creation, "ephemeral_1h_input_tokens"))
 
-    extra = _compaction_counts(get(usage, "iterations"))
+    extra = _compaction_counts(field(usage, "iterations"))
     plain_input = _plus(plain_input, extra["input"])
     output = _plus(output, extra["output"])
     cache_read = _plus(cache_read, extra["read"])
@@ -107,8 +90,8 @@ def message_usage(usage: Any) -> paid_hooks.Usage | None:
     if cache_write is None and (write_5m is not None or write_1h is not None):
         cache_write = (write_5m or 0) + (write_1h or 0)
 
-    thinking = _count(get(get(usage, "output_tokens_details"), "thinking_tokens"))
-    searches = _count(get(get(usage, "server_tool_use"), "web_search_requests"))
+    thinking = count(field(field(usage, "output_tokens_details"), "thinking_tokens"))
+    searches = count(field(field(usage, "server_tool_use"), "web_search_requests"))
     units = {"web_searches": searches} if searches else {}
     return paid_hooks.Usage(
         input_tokens=(plain_input or 0) + (cache_write or 0) + (cache_read or 0),
@@ -123,7 +106,7 @@ def message_usage(usage: Any) -> paid_hooks.Usage | None:
 
 
 def service_tier(usage: Any) -> str | None:
-    tier = get(usage, "service_tier")
+    tier = field(usage, "service_tier")
     return tier if isinstance(tier, str) else None
 
 
@@ -141,7 +124,7 @@ class StreamUsage:
         if usage is None:
             return
         for name in _MERGED_FIELDS:
-            value = get(usage, name)
+            value = field(usage, name)
             if value is not None:
                 self.fields[name] = value
         if final:

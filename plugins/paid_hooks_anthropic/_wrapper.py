@@ -9,33 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from paid_hooks.plugin_kit import ClientProxy, SdkClientProxy
 from paid_hooks_anthropic._calls import record_create, record_create_async, record_stream
 
 __all__ = ["PaidAnthropic", "PaidAsyncAnthropic"]
 
 
-class _Proxy:
-    """Passes every attribute through to the wrapped object unless overridden."""
-
-    __slots__ = ("_paid_wrapped",)
-
-    def __init__(self, wrapped: Any) -> None:
-        object.__setattr__(self, "_paid_wrapped", wrapped)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._paid_wrapped, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._paid_wrapped, name, value)
-
-    def __dir__(self) -> list[str]:
-        return sorted(set(dir(self._paid_wrapped)) | set(super().__dir__()))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._paid_wrapped!r})"
-
-
-class _Messages(_Proxy):
+class _Messages(ClientProxy):
     """``client.messages`` or ``client.beta.messages`` of a sync client."""
 
     __slots__ = ()
@@ -50,7 +30,7 @@ class _Messages(_Proxy):
         return record_stream(self._paid_wrapped.stream, args, kwargs, self._paid_wrapped)
 
 
-class _AsyncMessages(_Proxy):
+class _AsyncMessages(ClientProxy):
     """``client.messages`` or ``client.beta.messages`` of an async client."""
 
     __slots__ = ()
@@ -68,7 +48,7 @@ class _AsyncMessages(_Proxy):
         return record_stream(self._paid_wrapped.stream, args, kwargs, self._paid_wrapped)
 
 
-class _Beta(_Proxy):
+class _Beta(ClientProxy):
     __slots__ = ()
 
     @property
@@ -76,7 +56,7 @@ class _Beta(_Proxy):
         return _Messages(self._paid_wrapped.messages)
 
 
-class _AsyncBeta(_Proxy):
+class _AsyncBeta(ClientProxy):
     __slots__ = ()
 
     @property
@@ -84,7 +64,7 @@ class _AsyncBeta(_Proxy):
         return _AsyncMessages(self._paid_wrapped.messages)
 
 
-class PaidAnthropic(_Proxy):
+class PaidAnthropic(SdkClientProxy):
     """Wraps an ``anthropic.Anthropic`` client; every other attribute passes through unchanged."""
 
     __slots__ = ()
@@ -97,12 +77,6 @@ class PaidAnthropic(_Proxy):
     def beta(self) -> _Beta:
         return _Beta(self._paid_wrapped.beta)
 
-    def with_options(self, *args: Any, **kwargs: Any) -> PaidAnthropic:
-        return PaidAnthropic(self._paid_wrapped.with_options(*args, **kwargs))
-
-    def copy(self, *args: Any, **kwargs: Any) -> PaidAnthropic:
-        return PaidAnthropic(self._paid_wrapped.copy(*args, **kwargs))
-
     def __enter__(self) -> PaidAnthropic:
         self._paid_wrapped.__enter__()
         return self
@@ -111,7 +85,7 @@ class PaidAnthropic(_Proxy):
         self._paid_wrapped.__exit__(*exc)
 
 
-class PaidAsyncAnthropic(_Proxy):
+class PaidAsyncAnthropic(SdkClientProxy):
     """Wraps an ``anthropic.AsyncAnthropic`` client; every other attribute passes through."""
 
     __slots__ = ()
@@ -123,12 +97,6 @@ class PaidAsyncAnthropic(_Proxy):
     @property
     def beta(self) -> _AsyncBeta:
         return _AsyncBeta(self._paid_wrapped.beta)
-
-    def with_options(self, *args: Any, **kwargs: Any) -> PaidAsyncAnthropic:
-        return PaidAsyncAnthropic(self._paid_wrapped.with_options(*args, **kwargs))
-
-    def copy(self, *args: Any, **kwargs: Any) -> PaidAsyncAnthropic:
-        return PaidAsyncAnthropic(self._paid_wrapped.copy(*args, **kwargs))
 
     async def __aenter__(self) -> PaidAsyncAnthropic:
         await self._paid_wrapped.__aenter__()

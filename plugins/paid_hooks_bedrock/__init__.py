@@ -18,9 +18,9 @@ This module imports nothing from boto3/botocore until it is used, so loading it 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import paid_hooks
+from paid_hooks import plugin_kit
 from paid_hooks_bedrock._models import normalize_model_id
 
 if TYPE_CHECKING:
@@ -28,26 +28,5 @@ if TYPE_CHECKING:
 
 __all__ = ["PaidBedrock", "instrument", "normalize_model_id", "uninstrument"]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "PaidBedrock":
-        from paid_hooks_bedrock import _wrapper
-
-        return _wrapper.PaidBedrock
-    raise AttributeError(name)
-
-
-@paid_hooks.hookimpl
-def instrument() -> None:
-    from paid_hooks_bedrock import _events
-
-    _events.patch()
-
-
-@paid_hooks.hookimpl
-def uninstrument() -> None:
-    import sys
-
-    events_module = sys.modules.get("paid_hooks_bedrock._events")
-    if events_module is not None:
-        events_module.unpatch()
+__getattr__ = plugin_kit.lazy_exports(__name__, {"PaidBedrock": "_wrapper"})
+instrument, uninstrument = plugin_kit.instrument_hooks(f"{__name__}._events")

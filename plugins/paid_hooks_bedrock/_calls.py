@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import paid_hooks
+from paid_hooks.plugin_kit import call_exclusive
 from paid_hooks_bedrock._models import normalize_model_id
 from paid_hooks_bedrock._usage import (
     ConverseStreamUsage,
@@ -191,11 +192,8 @@ def record_call(operation: str, call: Callable[..., Any], args: tuple[Any, ...],
     except Exception:
         log.warning("paid_hooks_bedrock: could not start recording", exc_info=True)
         return call(*args, **kwargs)
-    with handle.exclusive():
-        try:
-            response = call(*args, **kwargs)
-        except BaseException as exc:
-            handle.fail(exc, response_id=error_response_id(exc))
-            raise
+    response = call_exclusive(
+        handle, call, args, kwargs,
+        on_error=lambda exc: handle.fail(exc, response_id=error_response_id(exc)))
     finish_response(handle, operation, kwargs.get("modelId"), response)
     return response

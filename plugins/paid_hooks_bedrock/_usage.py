@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import paid_hooks
+from paid_hooks.plugin_kit import number_count
 
 __all__ = [
     "ConverseStreamUsage",
@@ -37,28 +38,22 @@ __all__ = [
 ]
 
 
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return int(value)
-
-
 def converse_usage(usage: Any) -> paid_hooks.Usage | None:
     """Converse ``TokenUsage`` (``inputTokens`` excludes cache reads and writes)."""
     if not isinstance(usage, Mapping):
         return None
-    uncached = _int(usage.get("inputTokens"))
-    output = _int(usage.get("outputTokens"))
+    uncached = number_count(usage.get("inputTokens"))
+    output = number_count(usage.get("outputTokens"))
     if uncached is None and output is None:
         return None
-    read = _int(usage.get("cacheReadInputTokens"))
-    write = _int(usage.get("cacheWriteInputTokens"))
+    read = number_count(usage.get("cacheReadInputTokens"))
+    write = number_count(usage.get("cacheWriteInputTokens"))
     by_ttl: dict[str, int] = {}
     details = usage.get("cacheDetails")
     if isinstance(details, list):
         for detail in details:
             if isinstance(detail, Mapping) and detail.get("ttl") in ("5m", "1h"):
-                count = _int(detail.get("inputTokens"))
+                count = number_count(detail.get("inputTokens"))
                 if count is not None:
                     by_ttl[detail["ttl"]] = by_ttl.get(detail["ttl"], 0) + count
     if write is None and by_ttl:
@@ -77,17 +72,17 @@ def anthropic_usage(usage: Any) -> paid_hooks.Usage | None:
     """Anthropic Messages ``usage`` (exclusive ``input_tokens``, cache counts beside it)."""
     if not isinstance(usage, Mapping):
         return None
-    uncached = _int(usage.get("input_tokens"))
-    output = _int(usage.get("output_tokens"))
+    uncached = number_count(usage.get("input_tokens"))
+    output = number_count(usage.get("output_tokens"))
     if uncached is None and output is None:
         return None
-    read = _int(usage.get("cache_read_input_tokens"))
-    write = _int(usage.get("cache_creation_input_tokens"))
+    read = number_count(usage.get("cache_read_input_tokens"))
+    write = number_count(usage.get("cache_creation_input_tokens"))
     creation = usage.get("cache_creation")
     write_5m = write_1h = None
     if isinstance(creation, Mapping):
-        write_5m = _int(creation.get("ephemeral_5m_input_tokens"))
-        write_1h = _int(creation.get("ephemeral_1h_input_tokens"))
+        write_5m = number_count(creation.get("ephemeral_5m_input_tokens"))
+        write_1h = number_count(creation.get("ephemeral_1h_input_tokens"))
         if write is None and (write_5m is not None or write_1h is not None):
             write = (write_5m or 0) + (write_1h or 0)
     return paid_hooks.Usage(
@@ -104,12 +99,12 @@ def invocation_metrics_usage(metrics: Any) -> paid_hooks.Usage | None:
     """``amazon-bedrock-invocationMetrics`` (``inputTokenCount`` excludes the cache)."""
     if not isinstance(metrics, Mapping):
         return None
-    uncached = _int(metrics.get("inputTokenCount"))
-    output = _int(metrics.get("outputTokenCount"))
+    uncached = number_count(metrics.get("inputTokenCount"))
+    output = number_count(metrics.get("outputTokenCount"))
     if uncached is None and output is None:
         return None
-    read = _int(metrics.get("cacheReadInputTokenCount"))
-    write = _int(metrics.get("cacheWriteInputTokenCount"))
+    read = number_count(metrics.get("cacheReadInputTokenCount"))
+    write = number_count(metrics.get("cacheWriteInputTokenCount"))
     return paid_hooks.Usage(
         input_tokens=(uncached or 0) + (read or 0) + (write or 0),
         output_tokens=output or 0,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from paid_hooks.plugin_kit import ClientProxy
 from paid_hooks_bedrock._calls import record_call
 
 __all__ = ["PaidBedrock"]
 
 
-class PaidBedrock:
+class PaidBedrock(ClientProxy):
     """Wraps ``boto3.client("bedrock-runtime")``; records ``converse``, ``converse_stream``,
     ``invoke_model`` and ``invoke_model_with_response_stream``.
 
@@ -18,22 +19,10 @@ class PaidBedrock:
     InvokeModel ``body`` in them is replaced by an equivalent object that records the call.
     """
 
-    __slots__ = ("_paid_wrapped",)
+    __slots__ = ()
 
     def __init__(self, client: Any) -> None:
-        object.__setattr__(self, "_paid_wrapped", client)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._paid_wrapped, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._paid_wrapped, name, value)
-
-    def __dir__(self) -> list[str]:
-        return sorted(set(dir(self._paid_wrapped)) | set(super().__dir__()))
-
-    def __repr__(self) -> str:
-        return f"PaidBedrock({self._paid_wrapped!r})"
+        super().__init__(client)
 
     def _paid_call(self, operation: str, method: str, args: tuple[Any, ...],
                    kwargs: dict[str, Any]) -> Any:

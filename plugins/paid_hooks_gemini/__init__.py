@@ -16,37 +16,15 @@ module imports nothing from ``google.genai`` until it is used.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import paid_hooks
+from paid_hooks import plugin_kit
 
 if TYPE_CHECKING:
     from paid_hooks_gemini._wrapper import PaidAsyncGemini, PaidGemini
 
 __all__ = ["PaidAsyncGemini", "PaidGemini", "instrument", "uninstrument"]
 
-
-def __getattr__(name: str) -> Any:
-    if name in ("PaidGemini", "PaidAsyncGemini"):
-        from paid_hooks_gemini import _wrapper
-
-        return getattr(_wrapper, name)
-    raise AttributeError(name)
-
-
-@paid_hooks.hookimpl
-def instrument() -> None:
-    """Patch the SDK process-wide. Idempotent; ImportError without ``google-genai``."""
-    from paid_hooks_gemini import _patch
-
-    _patch.patch()
-
-
-@paid_hooks.hookimpl
-def uninstrument() -> None:
-    """Restore the SDK. Idempotent; never raises when not instrumented."""
-    import sys
-
-    patch_module = sys.modules.get("paid_hooks_gemini._patch")
-    if patch_module is not None:
-        patch_module.unpatch()
+__getattr__ = plugin_kit.lazy_exports(__name__, {"PaidGemini": "_wrapper",
+                                                 "PaidAsyncGemini": "_wrapper"})
+instrument, uninstrument = plugin_kit.instrument_hooks(f"{__name__}._patch")

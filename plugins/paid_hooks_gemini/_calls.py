@@ -19,12 +19,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import paid_hooks
+from paid_hooks.plugin_kit import call_exclusive, call_exclusive_async, field
 from paid_hooks_gemini._usage import (
     PROVIDER,
     VERTEX_PROVIDER,
     embed_usage,
     gemini_usage,
-    get,
     model_name,
 )
 
@@ -59,16 +59,11 @@ def _start(provider: str, operation: str, kwargs: dict[str, Any], *,
                                  captured_by=CAPTURED_BY, streaming=streaming)
 
 
-def _failed(handle: paid_hooks.CallHandle, exc: BaseException) -> None:
-    """The SDK raised: an API error (or a transport failure) bills nothing."""
-    handle.fail(exc)
-
-
 def _finish_generate(handle: paid_hooks.CallHandle, response: Any) -> None:
     try:
-        handle.finish(gemini_usage(get(response, "usage_metadata")),
-                      response_model=model_name(get(response, "model_version")),
-                      response_id=get(response, "response_id"))
+        handle.finish(gemini_usage(field(response, "usage_metadata")),
+                      response_model=model_name(field(response, "model_version")),
+                      response_id=field(response, "response_id"))
     except Exception:
         log.warning("paid_hooks: could not read a Gemini response", exc_info=True)
         handle.usage_unknown("unreadable_response")
@@ -87,12 +82,7 @@ def _record(method: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str,
                                                             None]) -> Any:
     if not handle.recording:
         return method(*args, **kwargs)
-    with handle.exclusive():
-        try:
-            response = method(*args, **kwargs)
-        except BaseException as exc:
-            _failed(handle, exc)
-            raise
+    response = call_exclusive(handle, method, args, kwargs)
     finish(handle, response)
     return response
 
@@ -102,12 +92,7 @@ async def _record_async(method: Callable[..., Awaitable[Any]], args: tuple[Any, 
                         finish: Callable[[paid_hooks.CallHandle, Any], None]) -> Any:
     if not handle.recording:
         return await method(*args, **kwargs)
-    with handle.exclusive():
-        try:
-            response = await method(*args, **kwargs)
-        except BaseException as exc:
-            _failed(handle, exc)
-            raise
+    response = await call_exclusive_async(handle, method, args, kwargs)
     finish(handle, response)
     return response
 
@@ -161,14 +146,14 @@ class _StreamState:
     def observe(self, chunk: Any) -> None:
         self.chunks += 1
         try:
-            metadata = get(chunk, "usage_metadata")
+            metadata = field(chunk, "usage_metadata")
             if metadata is not None:
                 self.metadata = metadata
-            self.model = model_name(get(chunk, "model_version")) or self.model
-            self.response_id = get(chunk, "response_id") or self.response_id
-            if any(get(c, "finish_reason") is not None for c in get(chunk, "candidates") or ()):
+            self.model = model_name(field(chunk, "model_version")) or self.model
+            self.response_id = field(chunk, "response_id") or self.response_id
+            if any(field(c, "finish_reason") is not None for c in field(chunk, "candidates") or ()):
                 self.finished = True
-            if get(get(chunk, "prompt_feedback"), "block_reason") is not None:
+            if field(field(chunk, "prompt_feedback"), "block_reason") is not None:
                 self.finished = True
         except Exception:
             log.warning("paid_hooks: could not read a Gemini stream chunk", exc_info=True)
@@ -190,7 +175,7 @@ class _StreamState:
         """The stream raised. Before the request was answered, it failed (nothing billed);
         after, the generation was cut short (billed, usage lost)."""
         if not self.sent and self.chunks == 0:
-            _failed(self.handle, exc)
+            self.handle.fail(exc)  # an API error (or a transport failure) bills nothing
         else:
             self.handle.usage_unknown("stream_error", response_model=self.model,
                                       response_id=self.response_id)
@@ -236,12 +221,7 @@ async def record_stream_async(method: Callable[..., Awaitable[AsyncIterator[Any]
     handle = _start(provider, "generate_content", kwargs, streaming=True)
     if not handle.recording:
         return await method(*args, **kwargs)
-    with handle.exclusive():
-        try:
-            inner = await method(*args, **kwargs)
-        except BaseException as exc:
-            _failed(handle, exc)
-            raise
+    inner = await call_exclusive_async(handle, method, args, kwargs)
     return _iterate_async(inner, handle)
 
 

@@ -1,18 +1,18 @@
-"""Recording versions of the SDK's ``Models`` and ``AsyncModels``.
+"""Recording versions of the SDK's ``Models`` and ``AsyncModels``: mixins.
 
-:func:`recording_view` returns an instance of a subclass of the object's own class that
-shares the original's state (``__dict__``): it IS a ``Models`` (every method works
-unchanged) whose per-request methods record. The SDK's public methods
-(``generate_content``, ``generate_content_stream``, ``embed_content``, and the chats
-built on them) call those per-request methods, so every request they send is recorded.
-``super()`` reaches the SDK's method, or the auto-instrumentation patch when it is
-active, which then stands down (``exclusive()``): one row per request.
+The wrapper's ``plugin_kit.mixin_view(models, ModelsRecording)`` returns an instance of a
+subclass of the object's own class that shares the original's state (``__dict__``): it
+IS a ``Models`` (every method works unchanged) whose per-request methods record. The
+SDK's public methods (``generate_content``, ``generate_content_stream``,
+``embed_content``, and the chats built on them) call those per-request methods, so every
+request they send is recorded. ``super()`` reaches the SDK's method, or the
+auto-instrumentation patch when it is active, which then stands down (``exclusive()``):
+one row per request.
 """
 
 from __future__ import annotations
 
-import threading
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from paid_hooks_gemini._calls import (
     provider_of,
@@ -24,12 +24,7 @@ from paid_hooks_gemini._calls import (
     record_stream_async,
 )
 
-__all__ = ["AsyncModelsRecording", "ModelsRecording", "recording_view"]
-
-T = TypeVar("T")
-
-_lock = threading.Lock()
-_classes: dict[tuple[type, type], type] = {}
+__all__ = ["AsyncModelsRecording", "ModelsRecording"]
 
 
 class ModelsRecording:
@@ -62,23 +57,3 @@ class AsyncModelsRecording:
     async def _embed_content(self, *args: Any, **kwargs: Any) -> Any:
         return await record_embed_async(super()._embed_content,  # type: ignore[misc]
                                         args, kwargs, provider_of(self))
-
-
-def _recording_class(mixin: type, cls: type) -> type:
-    key = (mixin, cls)
-    with _lock:
-        made = _classes.get(key)
-        if made is None:
-            made = type(f"Paid{cls.__name__}", (mixin, cls),
-                        {"__module__": __name__, "__qualname__": f"Paid{cls.__name__}"})
-            _classes[key] = made
-        return made
-
-
-def recording_view(models: T, mixin: type) -> T:
-    """``models`` as an instance of ``mixin`` + its class, sharing its state."""
-    if isinstance(models, mixin):
-        return models
-    view: Any = object.__new__(_recording_class(mixin, type(models)))
-    view.__dict__ = models.__dict__
-    return cast(T, view)

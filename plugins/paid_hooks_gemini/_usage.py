@@ -18,13 +18,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import paid_hooks
+from paid_hooks.plugin_kit import field
 
 __all__ = [
     "PROVIDER",
     "VERTEX_PROVIDER",
     "embed_usage",
     "gemini_usage",
-    "get",
     "model_name",
 ]
 
@@ -34,17 +34,8 @@ VERTEX_PROVIDER = "gcp.vertex_ai"
 """``gen_ai.provider.name`` when the client talks to Vertex AI."""
 
 
-def get(obj: Any, name: str) -> Any:
-    """``obj.name`` or ``obj[name]``; ``None`` when absent."""
-    if obj is None:
-        return None
-    if isinstance(obj, Mapping):
-        return obj.get(name)
-    return getattr(obj, name, None)
-
-
 def _count(obj: Any, name: str) -> int | None:
-    value = get(obj, name)
+    value = field(obj, name)
     if isinstance(value, bool) or not isinstance(value, int):
         return None
     return value
@@ -64,8 +55,8 @@ def _modality_counts(details: Any) -> dict[str, int]:
     if not isinstance(details, Iterable) or isinstance(details, str | bytes | Mapping):
         return counts
     for item in details:
-        modality = get(item, "modality")
-        modality = get(modality, "value") or modality
+        modality = field(item, "modality")
+        modality = field(modality, "value") or modality
         tokens = _count(item, "token_count")
         if tokens is None:
             tokens = _count(item, "tokenCount")
@@ -89,8 +80,8 @@ def gemini_usage(metadata: Any) -> paid_hooks.Usage | None:
     tool_use = _count(metadata, "tool_use_prompt_token_count")
     if prompt is None and candidates is None and thoughts is None and tool_use is None:
         return None
-    prompt_details = _modality_counts(get(metadata, "prompt_tokens_details"))
-    output_details = _modality_counts(get(metadata, "candidates_tokens_details"))
+    prompt_details = _modality_counts(field(metadata, "prompt_tokens_details"))
+    output_details = _modality_counts(field(metadata, "candidates_tokens_details"))
     return paid_hooks.Usage(
         input_tokens=(prompt or 0) + (tool_use or 0),
         output_tokens=(candidates or 0) + (thoughts or 0),
@@ -106,10 +97,10 @@ def gemini_usage(metadata: Any) -> paid_hooks.Usage | None:
 def embed_usage(response: Any) -> paid_hooks.Usage | None:
     """``EmbedContentResponse``: ``usage_metadata.prompt_token_count`` (Gemini API), else
     the per-embedding ``statistics.token_count`` (Vertex AI)."""
-    prompt = _count(get(response, "usage_metadata"), "prompt_token_count")
+    prompt = _count(field(response, "usage_metadata"), "prompt_token_count")
     if prompt is None:
-        counts = [_count(get(e, "statistics"), "token_count")
-                  for e in get(response, "embeddings") or ()]
+        counts = [_count(field(e, "statistics"), "token_count")
+                  for e in field(response, "embeddings") or ()]
         if not counts or any(c is None for c in counts):
             return None
         prompt = sum(c for c in counts if c is not None)

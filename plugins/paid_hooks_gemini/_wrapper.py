@@ -4,33 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from paid_hooks_gemini._models import AsyncModelsRecording, ModelsRecording, recording_view
+from paid_hooks.plugin_kit import ClientProxy, mixin_view
+from paid_hooks_gemini._models import AsyncModelsRecording, ModelsRecording
 
 __all__ = ["PaidAsyncGemini", "PaidGemini"]
 
 
-class _Proxy:
-    """Passes every attribute through to the wrapped object unless overridden."""
-
-    __slots__ = ("_paid_wrapped",)
-
-    def __init__(self, wrapped: Any) -> None:
-        object.__setattr__(self, "_paid_wrapped", wrapped)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._paid_wrapped, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._paid_wrapped, name, value)
-
-    def __dir__(self) -> list[str]:
-        return sorted(set(dir(self._paid_wrapped)) | set(super().__dir__()))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._paid_wrapped!r})"
-
-
-class PaidAsyncGemini(_Proxy):
+class PaidAsyncGemini(ClientProxy):
     """Wraps a ``genai.client.AsyncClient`` (``client.aio``): ``models`` and ``chats``
     record; every other attribute passes through unchanged."""
 
@@ -38,7 +18,7 @@ class PaidAsyncGemini(_Proxy):
 
     @property
     def models(self) -> Any:
-        return recording_view(self._paid_wrapped.models, AsyncModelsRecording)
+        return mixin_view(self._paid_wrapped.models, AsyncModelsRecording)
 
     @property
     def chats(self) -> Any:
@@ -54,7 +34,7 @@ class PaidAsyncGemini(_Proxy):
         await self._paid_wrapped.__aexit__(*exc_info)
 
 
-class PaidGemini(_Proxy):
+class PaidGemini(ClientProxy):
     """Wraps a ``google.genai.Client``: ``models``, ``chats`` and ``aio`` record; every
     other attribute passes through unchanged."""
 
@@ -62,7 +42,7 @@ class PaidGemini(_Proxy):
 
     @property
     def models(self) -> Any:
-        return recording_view(self._paid_wrapped.models, ModelsRecording)
+        return mixin_view(self._paid_wrapped.models, ModelsRecording)
 
     @property
     def chats(self) -> Any:

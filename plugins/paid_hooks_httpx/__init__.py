@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import paid_hooks
+from paid_hooks import plugin_kit
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -49,6 +49,9 @@ _TRANSPORTS = {
     "PaidHttpx2Transport": ("httpx2", 0),
     "PaidAsyncHttpx2Transport": ("httpx2", 1),
 }
+
+# instrument(): hook every httpx/httpx2 client created from now on (see ``_patch``).
+instrument, uninstrument = plugin_kit.instrument_hooks(f"{__name__}._patch")
 
 
 def __getattr__(name: str) -> Any:
@@ -87,20 +90,3 @@ def uninstrument_client(client: C) -> C:
 
     _hooks.detach(client)
     return client
-
-
-@paid_hooks.hookimpl
-def instrument() -> None:
-    """Hook every httpx/httpx2 client created from now on (see :mod:`paid_hooks_httpx._patch`)."""
-    from paid_hooks_httpx import _patch
-
-    _patch.patch()
-
-
-@paid_hooks.hookimpl
-def uninstrument() -> None:
-    import sys
-
-    patch_module = sys.modules.get("paid_hooks_httpx._patch")
-    if patch_module is not None:
-        patch_module.unpatch()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import paid_hooks
+from paid_hooks.plugin_kit import as_mapping, as_str
 from paid_hooks_httpx._routes import (
     API_ANTHROPIC_MESSAGES,
     API_GEMINI,
@@ -60,47 +61,39 @@ class Result:
     error: str | None = None
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _map(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 # -- whole JSON bodies ---------------------------------------------------------------------
 
 
 def _json_openai(obj: Any, result: Result, usage_of: Callable[[Any], Any]) -> None:
-    obj = _map(obj)
-    result.response_model = _str(obj.get("model"))
-    result.response_id = _str(obj.get("id"))
-    result.service_tier = _str(obj.get("service_tier"))
+    obj = as_mapping(obj)
+    result.response_model = as_str(obj.get("model"))
+    result.response_id = as_str(obj.get("id"))
+    result.service_tier = as_str(obj.get("service_tier"))
     result.usage = usage_of(obj.get("usage"))
 
 
 def _json_anthropic(obj: Any, result: Result) -> None:
-    obj = _map(obj)
-    usage = _map(obj.get("usage"))
-    result.response_model = _str(obj.get("model"))
-    result.response_id = _str(obj.get("id"))
-    result.service_tier = _str(usage.get("service_tier"))
+    obj = as_mapping(obj)
+    usage = as_mapping(obj.get("usage"))
+    result.response_model = as_str(obj.get("model"))
+    result.response_id = as_str(obj.get("id"))
+    result.service_tier = as_str(usage.get("service_tier"))
     result.usage = anthropic_usage(usage)
 
 
 def _gemini_chunk(obj: Any, result: Result) -> bool:
     """Read one Gemini response (chunk); True when it carries a ``finishReason``."""
-    obj = _map(obj)
+    obj = as_mapping(obj)
     if "error" in obj:
         result.error = "stream_error"
-    result.response_model = _str(obj.get("modelVersion")) or result.response_model
-    result.response_id = _str(obj.get("responseId")) or result.response_id
+    result.response_model = as_str(obj.get("modelVersion")) or result.response_model
+    result.response_id = as_str(obj.get("responseId")) or result.response_id
     metadata = obj.get("usageMetadata")
     if metadata is not None:
         result.usage = gemini_usage(metadata)
     candidates = obj.get("candidates")
     return isinstance(candidates, list) and any(
-        _map(c).get("finishReason") for c in candidates)
+        as_mapping(c).get("finishReason") for c in candidates)
 
 
 def read_json(api: str, obj: Any, result: Result) -> None:
@@ -108,7 +101,7 @@ def read_json(api: str, obj: Any, result: Result) -> None:
     if api in (API_OPENAI_CHAT, API_OPENAI_COMPLETIONS):
         _json_openai(obj, result, chat_usage)
         if result.usage is None:
-            result.usage = chat_usage(_map(_map(obj).get("x_groq")).get("usage"))
+            result.usage = chat_usage(as_mapping(as_mapping(obj).get("x_groq")).get("usage"))
     elif api == API_OPENAI_RESPONSES:
         _json_openai(obj, result, responses_usage)
     elif api == API_OPENAI_EMBEDDINGS:
@@ -224,17 +217,17 @@ class _ChatEvents:
             result.ended = True
             result.complete = result.usage is not None
             return
-        obj = _map(json.loads(data))
+        obj = as_mapping(json.loads(data))
         if "error" in obj and "choices" not in obj:
             result.error = "stream_error"
             return
-        result.response_id = result.response_id or _str(obj.get("id"))
-        result.response_model = _str(obj.get("model")) or result.response_model
-        result.service_tier = _str(obj.get("service_tier")) or result.service_tier
+        result.response_id = result.response_id or as_str(obj.get("id"))
+        result.response_model = as_str(obj.get("model")) or result.response_model
+        result.service_tier = as_str(obj.get("service_tier")) or result.service_tier
         choices = obj.get("choices")
-        if isinstance(choices, list) and any(_map(c).get("finish_reason") for c in choices):
+        if isinstance(choices, list) and any(as_mapping(c).get("finish_reason") for c in choices):
             self._finished = True
-        raw = obj.get("usage") or _map(obj.get("x_groq")).get("usage")
+        raw = obj.get("usage") or as_mapping(obj.get("x_groq")).get("usage")
         usage = chat_usage(raw) if raw else None
         if usage is not None:
             result.usage = usage
@@ -256,18 +249,18 @@ class _ResponsesEvents:
     def event(self, name: str | None, data: str) -> None:
         if name is not None and name not in self._WANTED:
             return
-        obj = _map(json.loads(data))
+        obj = as_mapping(json.loads(data))
         kind = obj.get("type") or name
         if kind == "error":
             self.result.error = "stream_error"
             return
-        response = _map(obj.get("response"))
+        response = as_mapping(obj.get("response"))
         if not response:
             return
         result = self.result
-        result.response_id = _str(response.get("id")) or result.response_id
-        result.response_model = _str(response.get("model")) or result.response_model
-        result.service_tier = _str(response.get("service_tier")) or result.service_tier
+        result.response_id = as_str(response.get("id")) or result.response_id
+        result.response_model = as_str(response.get("model")) or result.response_model
+        result.service_tier = as_str(response.get("service_tier")) or result.service_tier
         if kind in _RESPONSES_TERMINAL:
             result.usage = responses_usage(response.get("usage"))
             result.complete = result.usage is not None
@@ -284,7 +277,7 @@ class _AnthropicEvents:
         self._usage: dict[str, Any] = {}
 
     def _merge(self, usage: Any) -> None:
-        for key, value in _map(usage).items():
+        for key, value in as_mapping(usage).items():
             if value is None:
                 continue
             if isinstance(value, Mapping) and isinstance(self._usage.get(key), Mapping):
@@ -294,18 +287,18 @@ class _AnthropicEvents:
             else:
                 self._usage[key] = value
         self.result.usage = anthropic_usage(self._usage)
-        self.result.service_tier = _str(self._usage.get("service_tier"))
+        self.result.service_tier = as_str(self._usage.get("service_tier"))
 
     def event(self, name: str | None, data: str) -> None:
         if name is not None and name not in self._WANTED:
             return
-        obj = _map(json.loads(data))
+        obj = as_mapping(json.loads(data))
         kind = obj.get("type") or name
         result = self.result
         if kind == "message_start":
-            message = _map(obj.get("message"))
-            result.response_id = _str(message.get("id"))
-            result.response_model = _str(message.get("model"))
+            message = as_mapping(obj.get("message"))
+            result.response_id = as_str(message.get("id"))
+            result.response_model = as_str(message.get("model"))
             self._merge(message.get("usage"))
         elif kind == "message_delta":
             if obj.get("usage") is not None:

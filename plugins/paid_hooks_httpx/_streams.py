@@ -16,17 +16,14 @@ was closed hands its tap to :func:`~paid_hooks_httpx._recorder.orphaned`.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from types import ModuleType
 from typing import Any
 
+from paid_hooks_httpx._per_module import per_module
 from paid_hooks_httpx._recorder import BodyTap, orphaned
 
 __all__ = ["tee_classes"]
-
-_lock = threading.Lock()
-_cache: dict[str, tuple[type, type]] = {}
 
 
 def _collected(tee: Any) -> None:
@@ -35,13 +32,28 @@ def _collected(tee: Any) -> None:
         orphaned(tee.__dict__["_tap"])
 
 
-def _build(mod: ModuleType) -> tuple[type, type]:
-    class SyncTee(mod.SyncByteStream):  # type: ignore[misc, name-defined]
-        """Yields the wrapped stream's chunks unchanged; feeds a copy to the tap."""
+class _Tee:
+    """What both tees share: the wrapped stream, its tap, attribute pass-through."""
 
-        def __init__(self, inner: Any, tap: BodyTap) -> None:
-            self._inner = inner
-            self._tap = tap
+    def __init__(self, inner: Any, tap: BodyTap) -> None:
+        self._inner = inner
+        self._tap = tap
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("_inner", "_tap"):
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+    def __del__(self) -> None:
+        _collected(self)
+
+
+@per_module
+def tee_classes(mod: ModuleType) -> tuple[type, type]:
+    """``(SyncTee, AsyncTee)`` subclassing ``mod.SyncByteStream`` / ``mod.AsyncByteStream``."""
+
+    class SyncTee(_Tee, mod.SyncByteStream):  # type: ignore[misc, name-defined]
+        """Yields the wrapped stream's chunks unchanged; feeds a copy to the tap."""
 
         def __iter__(self) -> Iterator[bytes]:
             tap = self._tap
@@ -60,20 +72,8 @@ def _build(mod: ModuleType) -> tuple[type, type]:
             finally:
                 self._tap.close()
 
-        def __getattr__(self, name: str) -> Any:
-            if name in ("_inner", "_tap"):
-                raise AttributeError(name)
-            return getattr(self._inner, name)
-
-        def __del__(self) -> None:
-            _collected(self)
-
-    class AsyncTee(mod.AsyncByteStream):  # type: ignore[misc, name-defined]
+    class AsyncTee(_Tee, mod.AsyncByteStream):  # type: ignore[misc, name-defined]
         """Async twin of ``SyncTee``."""
-
-        def __init__(self, inner: Any, tap: BodyTap) -> None:
-            self._inner = inner
-            self._tap = tap
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
             tap = self._tap
@@ -97,25 +97,7 @@ def _build(mod: ModuleType) -> tuple[type, type]:
             finally:
                 self._tap.close()
 
-        def __getattr__(self, name: str) -> Any:
-            if name in ("_inner", "_tap"):
-                raise AttributeError(name)
-            return getattr(self._inner, name)
-
-        def __del__(self) -> None:
-            _collected(self)
-
     SyncTee.__qualname__ = SyncTee.__name__ = f"PaidSyncTee[{mod.__name__}]"
     AsyncTee.__qualname__ = AsyncTee.__name__ = f"PaidAsyncTee[{mod.__name__}]"
     return SyncTee, AsyncTee
 
-
-def tee_classes(mod: ModuleType) -> tuple[type, type]:
-    """``(SyncTee, AsyncTee)`` subclassing ``mod.SyncByteStream`` / ``mod.AsyncByteStream``."""
-    classes = _cache.get(mod.__name__)
-    if classes is None:
-        with _lock:
-            classes = _cache.get(mod.__name__)
-            if classes is None:
-                classes = _cache[mod.__name__] = _build(mod)
-    return classes

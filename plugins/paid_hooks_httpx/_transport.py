@@ -14,18 +14,16 @@ Caveat (from httpx itself): passing ``transport=`` turns off the environment pro
 
 from __future__ import annotations
 
-import threading
 from types import ModuleType
 from typing import Any
 
 from paid_hooks_httpx._hooks import MARK
+from paid_hooks_httpx._per_module import per_module
 from paid_hooks_httpx._recorder import PendingCall, begin
 from paid_hooks_httpx._streams import tee_classes
 
 __all__ = ["transport_classes"]
 
-_lock = threading.Lock()
-_cache: dict[str, tuple[type, type]] = {}
 
 _NOT_SENT = ("ConnectError", "ConnectTimeout", "PoolTimeout", "UnsupportedProtocol",
              "LocalProtocolError", "ProxyError")
@@ -40,7 +38,9 @@ def _no_response(pending: PendingCall, exc: BaseException, mod: ModuleType) -> N
         pending.handle.usage_unknown("no_response")
 
 
-def _build(mod: ModuleType) -> tuple[type, type]:
+@per_module
+def transport_classes(mod: ModuleType) -> tuple[type, type]:
+    """``(PaidTransport, PaidAsyncTransport)`` for ``httpx`` or ``httpx2`` (built once)."""
     sync_tee, async_tee = tee_classes(mod)
 
     class PaidTransport(mod.BaseTransport):  # type: ignore[misc, name-defined]
@@ -108,13 +108,3 @@ def _build(mod: ModuleType) -> tuple[type, type]:
         cls.__module__ = "paid_hooks_httpx"
     return PaidTransport, PaidAsyncTransport
 
-
-def transport_classes(mod: ModuleType) -> tuple[type, type]:
-    """``(PaidTransport, PaidAsyncTransport)`` for ``httpx`` or ``httpx2`` (built once)."""
-    classes = _cache.get(mod.__name__)
-    if classes is None:
-        with _lock:
-            classes = _cache.get(mod.__name__)
-            if classes is None:
-                classes = _cache[mod.__name__] = _build(mod)
-    return classes

@@ -22,11 +22,11 @@ token counts. Malformed values (strings, negatives) are ignored, never raised.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
 import paid_hooks
+from paid_hooks.plugin_kit import as_mapping
 
 __all__ = [
     "anthropic_usage",
@@ -45,19 +45,15 @@ def _int(value: Any) -> int | None:
     return int(value)
 
 
-def _map(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def chat_usage(usage: Any) -> paid_hooks.Usage | None:
     """Chat Completions / Completions ``usage`` (inclusive; details are subsets)."""
-    usage = _map(usage)
+    usage = as_mapping(usage)
     prompt = _int(usage.get("prompt_tokens"))
     completion = _int(usage.get("completion_tokens"))
     if prompt is None and completion is None:
         return None
-    prompt_details = _map(usage.get("prompt_tokens_details"))
-    completion_details = _map(usage.get("completion_tokens_details"))
+    prompt_details = as_mapping(usage.get("prompt_tokens_details"))
+    completion_details = as_mapping(usage.get("completion_tokens_details"))
     return paid_hooks.Usage(
         input_tokens=prompt or 0,
         output_tokens=completion or 0,
@@ -71,13 +67,13 @@ def chat_usage(usage: Any) -> paid_hooks.Usage | None:
 
 def responses_usage(usage: Any) -> paid_hooks.Usage | None:
     """Responses API ``usage`` (inclusive; details are subsets)."""
-    usage = _map(usage)
+    usage = as_mapping(usage)
     inp = _int(usage.get("input_tokens"))
     out = _int(usage.get("output_tokens"))
     if inp is None and out is None:
         return None
-    input_details = _map(usage.get("input_tokens_details"))
-    output_details = _map(usage.get("output_tokens_details"))
+    input_details = as_mapping(usage.get("input_tokens_details"))
+    output_details = as_mapping(usage.get("output_tokens_details"))
     return paid_hooks.Usage(
         input_tokens=inp or 0,
         output_tokens=out or 0,
@@ -89,7 +85,7 @@ def responses_usage(usage: Any) -> paid_hooks.Usage | None:
 
 def embeddings_usage(usage: Any) -> paid_hooks.Usage | None:
     """Embeddings ``usage``: ``prompt_tokens`` (``total_tokens`` when that is all there is)."""
-    usage = _map(usage)
+    usage = as_mapping(usage)
     prompt = _int(usage.get("prompt_tokens"))
     if prompt is None:
         prompt = _int(usage.get("total_tokens"))
@@ -100,16 +96,16 @@ def embeddings_usage(usage: Any) -> paid_hooks.Usage | None:
 
 def anthropic_usage(usage: Any) -> paid_hooks.Usage | None:
     """Anthropic Messages ``usage`` (exclusive input: the cache counts are added)."""
-    usage = _map(usage)
+    usage = as_mapping(usage)
     inp = _int(usage.get("input_tokens"))
     out = _int(usage.get("output_tokens"))
     if inp is None and out is None:
         return None
     cache_read = _int(usage.get("cache_read_input_tokens"))
     cache_write = _int(usage.get("cache_creation_input_tokens"))
-    split = _map(usage.get("cache_creation"))
-    output_details = _map(usage.get("output_tokens_details"))
-    searches = _int(_map(usage.get("server_tool_use")).get("web_search_requests"))
+    split = as_mapping(usage.get("cache_creation"))
+    output_details = as_mapping(usage.get("output_tokens_details"))
+    searches = _int(as_mapping(usage.get("server_tool_use")).get("web_search_requests"))
     extra: dict[str, Any] = {"units": MappingProxyType({"web_searches": searches})} \
         if searches else {}
     return paid_hooks.Usage(
@@ -129,7 +125,7 @@ def _modality_sum(details: Any, *modalities: str) -> int | None:
         return None
     total: int | None = None
     for item in details:
-        item = _map(item)
+        item = as_mapping(item)
         if item.get("modality") in modalities:
             count = _int(item.get("tokenCount"))
             if count is not None:
@@ -139,7 +135,7 @@ def _modality_sum(details: Any, *modalities: str) -> int | None:
 
 def gemini_usage(metadata: Any) -> paid_hooks.Usage | None:
     """Gemini ``usageMetadata`` (thoughts and tool-use prompt tokens are added)."""
-    metadata = _map(metadata)
+    metadata = as_mapping(metadata)
     prompt = _int(metadata.get("promptTokenCount"))
     candidates = _int(metadata.get("candidatesTokenCount"))
     thoughts = _int(metadata.get("thoughtsTokenCount"))

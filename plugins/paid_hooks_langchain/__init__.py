@@ -14,36 +14,16 @@ LangChain until it is used, so loading the plugin is free.
 
 from __future__ import annotations
 
-import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import paid_hooks
+from paid_hooks import plugin_kit
 
 if TYPE_CHECKING:
     from paid_hooks_langchain._callback import PaidLangChainCallback
 
 __all__ = ["PaidLangChainCallback", "instrument", "uninstrument"]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "PaidLangChainCallback":
-        from paid_hooks_langchain import _callback
-
-        return _callback.PaidLangChainCallback
-    raise AttributeError(name)
-
-
-@paid_hooks.hookimpl
-def instrument() -> None:
-    """Switch on the process-wide handler; ImportError when langchain-core is missing."""
-    from paid_hooks_langchain import _global
-
-    _global.enable()
-
-
-@paid_hooks.hookimpl
-def uninstrument() -> None:
-    """Switch the process-wide handler off (LangChain cannot unregister a configure hook)."""
-    module = sys.modules.get("paid_hooks_langchain._global")
-    if module is not None:
-        module.disable()
+__getattr__ = plugin_kit.lazy_exports(__name__, {"PaidLangChainCallback": "_callback"})
+# uninstrument switches the handler off: LangChain cannot unregister a configure hook.
+instrument, uninstrument = plugin_kit.instrument_hooks(f"{__name__}._global", "enable",
+                                                       "disable")

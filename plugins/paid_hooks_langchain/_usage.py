@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import paid_hooks
+from paid_hooks.plugin_kit import as_mapping, count
 
 __all__ = [
     "is_cache_hit",
@@ -62,22 +63,9 @@ _TIERS = ("", "priority_", "flex_")
 """langchain-openai prefixes cache and reasoning details with a priority/flex tier."""
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _count(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _first_count(details: Mapping[str, Any], key: str) -> int | None:
     for tier in _TIERS:
-        value = _count(details.get(f"{tier}{key}"))
+        value = count(details.get(f"{tier}{key}"))
         if value is not None:
             return value
     return None
@@ -89,15 +77,15 @@ def provider_name(metadata: Any, invocation_params: Any, serialized: Any) -> str
     Tolerates ``metadata=None`` and any missing key; unknown providers pass through
     lower-cased, and nothing at all gives ``"unknown"``.
     """
-    raw = _mapping(metadata).get("ls_provider")
+    raw = as_mapping(metadata).get("ls_provider")
     if not isinstance(raw, str) or not raw:
-        kind = _mapping(invocation_params).get("_type")
+        kind = as_mapping(invocation_params).get("_type")
         if isinstance(kind, str) and kind:
             raw = kind.lower()
             for suffix in ("-chat", "_chat", "-llm", "_llm"):
                 raw = raw.removesuffix(suffix)
         else:
-            path = _mapping(serialized).get("id")
+            path = as_mapping(serialized).get("id")
             raw = path[-2] if isinstance(path, list) and len(path) >= 2 else None
     if not isinstance(raw, str) or not raw:
         return "unknown"
@@ -107,12 +95,12 @@ def provider_name(metadata: Any, invocation_params: Any, serialized: Any) -> str
 
 def request_model(metadata: Any, invocation_params: Any) -> str | None:
     """The requested model: the invocation's ``model`` (or alias keys), else ``ls_model_name``."""
-    params = _mapping(invocation_params)
+    params = as_mapping(invocation_params)
     for key in ("model", "model_name", "model_id", "deployment_name"):
         value = params.get(key)
         if isinstance(value, str) and value:
             return value
-    value = _mapping(metadata).get("ls_model_name")
+    value = as_mapping(metadata).get("ls_model_name")
     return value if isinstance(value, str) and value else None
 
 
@@ -131,15 +119,15 @@ def usage_from_message(message: Any) -> paid_hooks.Usage | None:
     usage = getattr(message, "usage_metadata", None)
     if not isinstance(usage, Mapping):
         return None
-    input_tokens = _count(usage.get("input_tokens"))
-    output_tokens = _count(usage.get("output_tokens"))
+    input_tokens = count(usage.get("input_tokens"))
+    output_tokens = count(usage.get("output_tokens"))
     if input_tokens is None and output_tokens is None:
         return None
-    inputs = _mapping(usage.get("input_token_details"))
-    outputs = _mapping(usage.get("output_token_details"))
+    inputs = as_mapping(usage.get("input_token_details"))
+    outputs = as_mapping(usage.get("output_token_details"))
     cache_write = _first_count(inputs, "cache_creation")
-    write_5m = _count(inputs.get("ephemeral_5m_input_tokens"))
-    write_1h = _count(inputs.get("ephemeral_1h_input_tokens"))
+    write_5m = count(inputs.get("ephemeral_5m_input_tokens"))
+    write_1h = count(inputs.get("ephemeral_1h_input_tokens"))
     split = (write_5m or 0) + (write_1h or 0)
     if split > 0:
         # langchain-anthropic zeroes the generic key when it copies the TTL split.
@@ -152,28 +140,28 @@ def usage_from_message(message: Any) -> paid_hooks.Usage | None:
         cache_write_5m_tokens=write_5m,
         cache_write_1h_tokens=write_1h,
         reasoning_tokens=_first_count(outputs, "reasoning"),
-        input_audio_tokens=_count(inputs.get("audio")),
-        output_audio_tokens=_count(outputs.get("audio")),
+        input_audio_tokens=count(inputs.get("audio")),
+        output_audio_tokens=count(outputs.get("audio")),
     )
 
 
 def usage_from_token_usage(llm_output: Any) -> paid_hooks.Usage | None:
     """The fallback: ``llm_output["token_usage"]`` in OpenAI's (inclusive) key names."""
-    raw = _mapping(_mapping(llm_output).get("token_usage"))
-    prompt = _count(raw.get("prompt_tokens"))
-    completion = _count(raw.get("completion_tokens"))
+    raw = as_mapping(as_mapping(llm_output).get("token_usage"))
+    prompt = count(raw.get("prompt_tokens"))
+    completion = count(raw.get("completion_tokens"))
     if prompt is None and completion is None:
         return None
-    prompt_details = _mapping(raw.get("prompt_tokens_details"))
-    completion_details = _mapping(raw.get("completion_tokens_details"))
+    prompt_details = as_mapping(raw.get("prompt_tokens_details"))
+    completion_details = as_mapping(raw.get("completion_tokens_details"))
     return paid_hooks.Usage(
         input_tokens=prompt or 0,
         output_tokens=completion or 0,
-        cache_read_tokens=_count(prompt_details.get("cached_tokens")),
-        cache_write_tokens=_count(prompt_details.get("cache_write_tokens")),
-        reasoning_tokens=_count(completion_details.get("reasoning_tokens")),
-        input_audio_tokens=_count(prompt_details.get("audio_tokens")),
-        output_audio_tokens=_count(completion_details.get("audio_tokens")),
+        cache_read_tokens=count(prompt_details.get("cached_tokens")),
+        cache_write_tokens=count(prompt_details.get("cache_write_tokens")),
+        reasoning_tokens=count(completion_details.get("reasoning_tokens")),
+        input_audio_tokens=count(prompt_details.get("audio_tokens")),
+        output_audio_tokens=count(completion_details.get("audio_tokens")),
     )
 
 
@@ -186,8 +174,8 @@ def response_id(message: Any, llm_output: Any) -> str | None:
     1.7 and langchain-anthropic 1.7 drop it), so this returns None for them.
     """
     candidates = (
-        _mapping(getattr(message, "response_metadata", None)).get("id"),
-        _mapping(llm_output).get("id"),
+        as_mapping(getattr(message, "response_metadata", None)).get("id"),
+        as_mapping(llm_output).get("id"),
         getattr(message, "id", None),
     )
     for value in candidates:
@@ -198,8 +186,8 @@ def response_id(message: Any, llm_output: Any) -> str | None:
 
 def served_model(message: Any, llm_output: Any, generation_info: Any) -> str | None:
     """The model that answered: ``response_metadata``, then ``llm_output``, then generation info."""
-    for source in (_mapping(getattr(message, "response_metadata", None)), _mapping(llm_output),
-                   _mapping(generation_info)):
+    for source in (as_mapping(getattr(message, "response_metadata", None)), as_mapping(llm_output),
+                   as_mapping(generation_info)):
         for key in ("model_name", "model"):
             value = source.get(key)
             if isinstance(value, str) and value:
@@ -209,7 +197,7 @@ def served_model(message: Any, llm_output: Any, generation_info: Any) -> str | N
 
 def service_tier(message: Any, llm_output: Any) -> str | None:
     """The service tier the provider reported (OpenAI ``default``/``flex``/``priority``)."""
-    for source in (_mapping(getattr(message, "response_metadata", None)), _mapping(llm_output)):
+    for source in (as_mapping(getattr(message, "response_metadata", None)), as_mapping(llm_output)):
         value = source.get("service_tier")
         if isinstance(value, str) and value:
             return value

@@ -15,9 +15,10 @@ This module imports nothing from LlamaIndex until it is used, so loading it is f
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import paid_hooks
+from paid_hooks import plugin_kit
 
 if TYPE_CHECKING:
     from paid_hooks_llamaindex._handler import PaidLlamaIndexHandler
@@ -25,17 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = ["PaidLlamaIndexHandler", "PaidLlamaIndexOpenAI", "instrument", "uninstrument"]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "PaidLlamaIndexHandler":
-        from paid_hooks_llamaindex import _handler
-
-        return _handler.PaidLlamaIndexHandler
-    if name == "PaidLlamaIndexOpenAI":
-        from paid_hooks_llamaindex import _openai_llm
-
-        return _openai_llm.PaidLlamaIndexOpenAI
-    raise AttributeError(name)
+__getattr__ = plugin_kit.lazy_exports(__name__, {"PaidLlamaIndexHandler": "_handler",
+                                                 "PaidLlamaIndexOpenAI": "_openai_llm"})
 
 
 @paid_hooks.hookimpl

@@ -33,12 +33,12 @@ import contextlib
 import inspect
 import logging
 import threading
-import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import paid_hooks
+from paid_hooks.plugin_kit import as_str, on_collect
 from paid_hooks_llamaindex._usage import (
     OPENAI_FAMILY,
     OPENAI_STREAM_USAGE_HINT,
@@ -130,6 +130,13 @@ class CallTracker:
                 del self._open[span_id]
             return call
 
+    def _end(self, span_id: str | None) -> _Open | None:
+        """The oldest open call of ``span_id``, removed, its fallback guard released."""
+        call = self._pop(span_id) if span_id else None
+        if call is not None:
+            _release(call)
+        return call
+
     def _peek(self, span_id: str) -> _Open | None:
         with self._lock:
             calls = self._open.get(span_id)
@@ -203,12 +210,9 @@ class CallTracker:
 
     def llm_end(self, span_id: str | None, response: Any) -> None:
         """A chat or completion End event: the call succeeded (stream exhausted)."""
-        if not span_id:
-            return
-        call = self._pop(span_id)
+        call = self._end(span_id)
         if call is None:
             return
-        _release(call)
         handle = call.handle
         try:
             raw = get(response, "raw")
@@ -218,14 +222,14 @@ class CallTracker:
             else:
                 usage_raw = raw
             usage = usage_from_raw(usage_raw)
-            response_id = _str(get(raw, "id")) or call.response_id
-            response_model = _str(get(raw, "model")) or call.response_model
+            response_id = as_str(get(raw, "id")) or call.response_id
+            response_model = as_str(get(raw, "model")) or call.response_model
             if usage is None:
                 handle.usage_unknown(self._no_usage_reason(call), response_model=response_model,
                                      response_id=response_id)
                 return
             handle.finish(usage, response_model=response_model, response_id=response_id,
-                          service_tier=_str(get(usage_raw, "service_tier")))
+                          service_tier=as_str(get(usage_raw, "service_tier")))
         except Exception:
             log.warning("paid_hooks: LlamaIndex response unreadable", exc_info=True)
             handle.usage_unknown("unreadable_response")
@@ -242,12 +246,9 @@ class CallTracker:
 
     def exception(self, span_id: str | None, exc: BaseException | None) -> None:
         """``ExceptionEvent``: a stream raised, or was closed before its end."""
-        if not span_id:
-            return
-        call = self._pop(span_id)
+        call = self._end(span_id)
         if call is None:
             return
-        _release(call)
         try:
             self._end_failed(call, exc)
         except Exception:
@@ -261,7 +262,7 @@ class CallTracker:
         if usage is not None:  # the usage arrived before the stream was given up
             handle.finish(usage, response_model=call.response_model,
                           response_id=call.response_id,
-                          service_tier=_str(get(call.usage_raw, "service_tier")))
+                          service_tier=as_str(get(call.usage_raw, "service_tier")))
         elif isinstance(exc, GeneratorExit) or exc is None:
             handle.usage_unknown("stream_closed_early", response_model=call.response_model,
                                  response_id=call.response_id)
@@ -287,12 +288,9 @@ class CallTracker:
         Runs only when no lower layer recorded the request (which would have superseded
         this handle with the provider's measured count).
         """
-        if not span_id:
-            return
-        call = self._pop(span_id)
+        call = self._end(span_id)
         if call is None:
             return
-        _release(call)
         handle = call.handle
         if not handle.recording:
             return
@@ -357,11 +355,8 @@ class CallTracker:
         """Record a stream that is garbage-collected without ever being started."""
         if stream is None:
             return
-        try:
-            finalizer = weakref.finalize(stream, self._abandoned, span_id, calls)
-            finalizer.atexit = False
-        except TypeError:
-            pass
+        with contextlib.suppress(TypeError):  # not weakly referenceable: not watched
+            on_collect(stream, self._abandoned, span_id, calls)
 
     def _abandoned(self, span_id: str, calls: list[_Open]) -> None:
         """A stream was garbage-collected without ever being started."""
@@ -392,9 +387,9 @@ def _note(call: _Open, raw: Any) -> None:
     if raw is None:
         return
     if call.response_id is None:
-        call.response_id = _str(get(raw, "id"))
+        call.response_id = as_str(get(raw, "id"))
     if call.response_model is None:
-        call.response_model = _str(get(raw, "model"))
+        call.response_model = as_str(get(raw, "model"))
     if get(raw, "usage") is not None:
         call.usage_raw = raw
     if not call.finished:
@@ -403,5 +398,3 @@ def _note(call: _Open, raw: Any) -> None:
             call.finished = get(choices[0], "finish_reason") is not None
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import paid_hooks
+from paid_hooks.plugin_kit import count
 
 __all__ = [
     "OPENAI_STREAM_USAGE_HINT",
@@ -93,15 +94,6 @@ def get(obj: Any, name: str) -> Any:
         return None
 
 
-def _int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def usage_from_raw(raw: Any) -> paid_hooks.Usage | None:
     """The canonical usage of a provider response (``response.raw``), or ``None``.
 
@@ -128,13 +120,13 @@ def _openai_chat(usage: Any) -> paid_hooks.Usage:
     prompt = get(usage, "prompt_tokens_details")
     completion = get(usage, "completion_tokens_details")
     return paid_hooks.Usage(
-        input_tokens=_int(get(usage, "prompt_tokens")) or 0,
-        output_tokens=_int(get(usage, "completion_tokens")) or 0,
-        cache_read_tokens=_int(get(prompt, "cached_tokens")),
-        cache_write_tokens=_int(get(prompt, "cache_write_tokens")),
-        reasoning_tokens=_int(get(completion, "reasoning_tokens")),
-        input_audio_tokens=_int(get(prompt, "audio_tokens")),
-        output_audio_tokens=_int(get(completion, "audio_tokens")),
+        input_tokens=count(get(usage, "prompt_tokens")) or 0,
+        output_tokens=count(get(usage, "completion_tokens")) or 0,
+        cache_read_tokens=count(get(prompt, "cached_tokens")),
+        cache_write_tokens=count(get(prompt, "cache_write_tokens")),
+        reasoning_tokens=count(get(completion, "reasoning_tokens")),
+        input_audio_tokens=count(get(prompt, "audio_tokens")),
+        output_audio_tokens=count(get(completion, "audio_tokens")),
     )
 
 
@@ -142,24 +134,24 @@ def _openai_responses(usage: Any) -> paid_hooks.Usage:
     inputs = get(usage, "input_tokens_details")
     outputs = get(usage, "output_tokens_details")
     return paid_hooks.Usage(
-        input_tokens=_int(get(usage, "input_tokens")) or 0,
-        output_tokens=_int(get(usage, "output_tokens")) or 0,
-        cache_read_tokens=_int(get(inputs, "cached_tokens")),
-        cache_write_tokens=_int(get(inputs, "cache_write_tokens")),
-        reasoning_tokens=_int(get(outputs, "reasoning_tokens")),
+        input_tokens=count(get(usage, "input_tokens")) or 0,
+        output_tokens=count(get(usage, "output_tokens")) or 0,
+        cache_read_tokens=count(get(inputs, "cached_tokens")),
+        cache_write_tokens=count(get(inputs, "cache_write_tokens")),
+        reasoning_tokens=count(get(outputs, "reasoning_tokens")),
     )
 
 
 def _anthropic(usage: Any) -> paid_hooks.Usage:
-    uncached = _int(get(usage, "input_tokens")) or 0
-    read = _int(get(usage, "cache_read_input_tokens"))
-    write = _int(get(usage, "cache_creation_input_tokens"))
+    uncached = count(get(usage, "input_tokens")) or 0
+    read = count(get(usage, "cache_read_input_tokens"))
+    write = count(get(usage, "cache_creation_input_tokens"))
     split = get(usage, "cache_creation")
-    write_5m = _int(get(split, "ephemeral_5m_input_tokens"))
-    write_1h = _int(get(split, "ephemeral_1h_input_tokens"))
+    write_5m = count(get(split, "ephemeral_5m_input_tokens"))
+    write_1h = count(get(split, "ephemeral_1h_input_tokens"))
     return paid_hooks.Usage(
         input_tokens=uncached + (read or 0) + (write or 0),
-        output_tokens=_int(get(usage, "output_tokens")) or 0,
+        output_tokens=count(get(usage, "output_tokens")) or 0,
         cache_read_tokens=read,
         cache_write_tokens=write,
         cache_write_5m_tokens=write_5m,

@@ -15,37 +15,14 @@ prices). This module imports nothing from ``mistralai`` until it is used.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import paid_hooks
+from paid_hooks import plugin_kit
 
 if TYPE_CHECKING:
     from paid_hooks_mistral._wrapper import PaidMistral
 
 __all__ = ["PaidMistral", "instrument", "uninstrument"]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "PaidMistral":
-        from paid_hooks_mistral import _wrapper
-
-        return _wrapper.PaidMistral
-    raise AttributeError(name)
-
-
-@paid_hooks.hookimpl
-def instrument() -> None:
-    """Patch the SDK process-wide. Idempotent; ImportError without ``mistralai``."""
-    from paid_hooks_mistral import _patch
-
-    _patch.patch()
-
-
-@paid_hooks.hookimpl
-def uninstrument() -> None:
-    """Restore the SDK. Idempotent; never raises when not instrumented."""
-    import sys
-
-    patch_module = sys.modules.get("paid_hooks_mistral._patch")
-    if patch_module is not None:
-        patch_module.unpatch()
+__getattr__ = plugin_kit.lazy_exports(__name__, {"PaidMistral": "_wrapper"})
+instrument, uninstrument = plugin_kit.instrument_hooks(f"{__name__}._patch")

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import paid_hooks
+from paid_hooks.plugin_kit import as_str, call_exclusive, call_exclusive_async
 from paid_hooks_mistral._stream import RecordedAsyncStream, RecordedStream
-from paid_hooks_mistral._usage import PROVIDER, chat_usage, get, ocr_usage, str_or_none
+from paid_hooks_mistral._usage import PROVIDER, chat_usage, get, ocr_usage
 
 __all__ = [
     "CAPTURED_BY",
@@ -63,19 +64,23 @@ def _start(operation: str, kwargs: dict[str, Any], *, streaming: bool) -> paid_h
     return paid_hooks.start_call(
         provider=PROVIDER,
         operation=operation,
-        request_model=str_or_none(kwargs.get("model")),
+        request_model=as_str(kwargs.get("model")),
         captured_by=CAPTURED_BY,
         streaming=streaming,
     )
 
 
-def _failed(handle: paid_hooks.CallHandle, exc: BaseException) -> None:
-    """The SDK raised. A 2xx status means the provider answered (and billed)."""
-    status = getattr(exc, "status_code", None)
-    if isinstance(status, int) and 200 <= status < 300:
-        handle.usage_unknown("unreadable_response")
-    else:
-        handle.fail(exc)
+def _failed(handle: paid_hooks.CallHandle) -> Callable[[BaseException], None]:
+    """Records that the SDK raised. A 2xx status means the provider answered (and billed)."""
+
+    def record(exc: BaseException) -> None:
+        status = getattr(exc, "status_code", None)
+        if isinstance(status, int) and 200 <= status < 300:
+            handle.usage_unknown("unreadable_response")
+        else:
+            handle.fail(exc)
+
+    return record
 
 
 def _finish(handle: paid_hooks.CallHandle, op: Operation, response: Any,
@@ -84,9 +89,9 @@ def _finish(handle: paid_hooks.CallHandle, op: Operation, response: Any,
         usage = op.read(response, kwargs)
         handle.finish(
             usage,
-            response_model=str_or_none(get(response, "model")),
-            response_id=str_or_none(get(response, "id")),
-            service_tier=str_or_none(get(get(response, "usage"), "service_tier")),
+            response_model=as_str(get(response, "model")),
+            response_id=as_str(get(response, "id")),
+            service_tier=as_str(get(get(response, "usage"), "service_tier")),
         )
     except Exception:
         log.warning("paid_hooks: could not read a Mistral response", exc_info=True)
@@ -99,12 +104,7 @@ def record_sync(method: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[
     handle = _start(op.name, kwargs, streaming=bool(kwargs.get("stream")))
     if not handle.recording:
         return method(*args, **kwargs)
-    with handle.exclusive():
-        try:
-            response = method(*args, **kwargs)
-        except BaseException as exc:
-            _failed(handle, exc)
-            raise
+    response = call_exclusive(handle, method, args, kwargs, on_error=_failed(handle))
     _finish(handle, op, response, kwargs)
     return response
 
@@ -115,12 +115,7 @@ async def record_async(method: Callable[..., Awaitable[Any]], args: tuple[Any, .
     handle = _start(op.name, kwargs, streaming=bool(kwargs.get("stream")))
     if not handle.recording:
         return await method(*args, **kwargs)
-    with handle.exclusive():
-        try:
-            response = await method(*args, **kwargs)
-        except BaseException as exc:
-            _failed(handle, exc)
-            raise
+    response = await call_exclusive_async(handle, method, args, kwargs, on_error=_failed(handle))
     _finish(handle, op, response, kwargs)
     return response
 
@@ -131,12 +126,7 @@ def record_stream(method: Callable[..., Any], args: tuple[Any, ...],
     handle = _start("chat", kwargs, streaming=True)
     if not handle.recording:
         return method(*args, **kwargs)
-    with handle.exclusive():
-        try:
-            stream = method(*args, **kwargs)
-        except BaseException as exc:
-            _failed(handle, exc)
-            raise
+    stream = call_exclusive(handle, method, args, kwargs, on_error=_failed(handle))
     return RecordedStream(stream, handle)
 
 
@@ -146,10 +136,5 @@ async def record_stream_async(method: Callable[..., Awaitable[Any]], args: tuple
     handle = _start("chat", kwargs, streaming=True)
     if not handle.recording:
         return await method(*args, **kwargs)
-    with handle.exclusive():
-        try:
-            stream = await method(*args, **kwargs)
-        except BaseException as exc:
-            _failed(handle, exc)
-            raise
+    stream = await call_exclusive_async(handle, method, args, kwargs, on_error=_failed(handle))
     return RecordedAsyncStream(stream, handle)

@@ -8,10 +8,10 @@ Patched: ``Chat.complete/complete_async/stream/stream_async``,
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Callable
 from typing import Any
 
+from paid_hooks.plugin_kit import MethodPatcher, PatchTarget, recording_method
 from paid_hooks_mistral._calls import (
     CHAT,
     EMBEDDINGS,
@@ -23,45 +23,20 @@ from paid_hooks_mistral._calls import (
     record_sync,
 )
 
-__all__ = ["patch", "patched", "unpatch"]
+__all__ = ["patch", "unpatch"]
 
-_lock = threading.Lock()
-_originals: dict[tuple[type, str], Any] = {}
+_patcher = MethodPatcher()
 
 
 def _sync(op: Operation) -> Callable[[Any], Any]:
-    def make(original: Any) -> Any:
-        @functools.wraps(original)
-        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-            return record_sync(functools.partial(original, self), args, kwargs, op)
-        return wrapper
-    return make
+    return recording_method(functools.partial(record_sync, op=op))
 
 
 def _async(op: Operation) -> Callable[[Any], Any]:
-    def make(original: Any) -> Any:
-        @functools.wraps(original)
-        async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-            return await record_async(functools.partial(original, self), args, kwargs, op)
-        return wrapper
-    return make
+    return recording_method(functools.partial(record_async, op=op), asynchronous=True)
 
 
-def _stream(original: Any) -> Any:
-    @functools.wraps(original)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return record_stream(functools.partial(original, self), args, kwargs)
-    return wrapper
-
-
-def _stream_async(original: Any) -> Any:
-    @functools.wraps(original)
-    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return await record_stream_async(functools.partial(original, self), args, kwargs)
-    return wrapper
-
-
-def _targets() -> list[tuple[type, str, Callable[[Any], Any]]]:
+def _targets() -> list[PatchTarget]:
     from mistralai.client.chat import Chat
     from mistralai.client.embeddings import Embeddings
     from mistralai.client.ocr import Ocr
@@ -69,8 +44,8 @@ def _targets() -> list[tuple[type, str, Callable[[Any], Any]]]:
     return [
         (Chat, "complete", _sync(CHAT)),
         (Chat, "complete_async", _async(CHAT)),
-        (Chat, "stream", _stream),
-        (Chat, "stream_async", _stream_async),
+        (Chat, "stream", recording_method(record_stream)),
+        (Chat, "stream_async", recording_method(record_stream_async, asynchronous=True)),
         (Embeddings, "create", _sync(EMBEDDINGS)),
         (Embeddings, "create_async", _async(EMBEDDINGS)),
         (Ocr, "process", _sync(OCR)),
@@ -80,23 +55,9 @@ def _targets() -> list[tuple[type, str, Callable[[Any], Any]]]:
 
 def patch() -> None:
     """Idempotent; raises ImportError when mistralai is not installed."""
-    targets = _targets()
-    with _lock:
-        if _originals:
-            return
-        for cls, name, make in targets:
-            original = cls.__dict__[name]
-            _originals[(cls, name)] = original
-            setattr(cls, name, make(original))
+    _patcher.patch(_targets())
 
 
 def unpatch() -> None:
     """Restore the original methods. Idempotent."""
-    with _lock:
-        for (cls, name), original in _originals.items():
-            setattr(cls, name, original)
-        _originals.clear()
-
-
-def patched() -> bool:
-    return bool(_originals)
+    _patcher.unpatch()

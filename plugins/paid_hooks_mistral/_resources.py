@@ -1,17 +1,17 @@
-"""Recording versions of the SDK's ``Chat``, ``Embeddings`` and ``Ocr`` resources.
+"""Recording versions of the SDK's ``Chat``, ``Embeddings`` and ``Ocr`` resources: mixins.
 
-:func:`recording_view` returns an instance of a subclass of the resource's own class
-that shares the original object's state (``__dict__``): it IS a ``Chat`` (isinstance
-holds, every other method works unchanged) whose ``complete``/``stream``/... methods
-record. Methods the SDK builds on them (``chat.parse`` calls ``self.complete``) are
-recorded too. ``super()`` reaches the SDK's method, or the auto-instrumentation patch
-when it is active, which then stands down (``exclusive()``): one row per call.
+The wrapper's ``plugin_kit.mixin_view(resource, ChatRecording)`` returns an instance of a
+subclass of the resource's own class that shares the original object's state
+(``__dict__``): it IS a ``Chat`` (isinstance holds, every other method works unchanged)
+whose ``complete``/``stream``/... methods record. Methods the SDK builds on them
+(``chat.parse`` calls ``self.complete``) are recorded too. ``super()`` reaches the SDK's
+method, or the auto-instrumentation patch when it is active, which then stands down
+(``exclusive()``): one row per call.
 """
 
 from __future__ import annotations
 
-import threading
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from paid_hooks_mistral._calls import (
     CHAT,
@@ -23,12 +23,7 @@ from paid_hooks_mistral._calls import (
     record_sync,
 )
 
-__all__ = ["ChatRecording", "EmbeddingsRecording", "OcrRecording", "recording_view"]
-
-T = TypeVar("T")
-
-_lock = threading.Lock()
-_classes: dict[tuple[type, type], type] = {}
+__all__ = ["ChatRecording", "EmbeddingsRecording", "OcrRecording"]
 
 
 class ChatRecording:
@@ -69,24 +64,3 @@ class OcrRecording:
     async def process_async(self, *args: Any, **kwargs: Any) -> Any:
         return await record_async(super().process_async, args, kwargs,  # type: ignore[misc]
                                   OCR)
-
-
-def _recording_class(mixin: type, cls: type) -> type:
-    key = (mixin, cls)
-    with _lock:
-        made = _classes.get(key)
-        if made is None:
-            made = type(f"Paid{cls.__name__}", (mixin, cls),
-                        {"__module__": __name__, "__qualname__": f"Paid{cls.__name__}"})
-            _classes[key] = made
-        return made
-
-
-def recording_view(resource: T, mixin: type) -> T:
-    """``resource`` as an instance of ``mixin`` + its class, sharing its state."""
-    cls = type(resource)
-    if isinstance(resource, mixin):
-        return resource
-    view: Any = object.__new__(_recording_class(mixin, cls))
-    view.__dict__ = resource.__dict__
-    return cast(T, view)

@@ -9,11 +9,11 @@ the usage arrived is recorded as ``usage_unknown`` (the provider billed it anywa
 from __future__ import annotations
 
 import logging
-import weakref
 from typing import Any
 
 import paid_hooks
-from paid_hooks_mistral._usage import chat_usage, get, str_or_none
+from paid_hooks.plugin_kit import as_str, on_collect
+from paid_hooks_mistral._usage import chat_usage, get
 
 __all__ = ["RecordedAsyncStream", "RecordedStream"]
 
@@ -37,8 +37,8 @@ class _Tracker:
             return
         try:
             chunk = get(event, "data")
-            self.model = str_or_none(get(chunk, "model")) or self.model
-            self.response_id = str_or_none(get(chunk, "id")) or self.response_id
+            self.model = as_str(get(chunk, "model")) or self.model
+            self.response_id = as_str(get(chunk, "id")) or self.response_id
             for choice in get(chunk, "choices") or ():
                 if get(choice, "finish_reason") is not None:
                     self.finished = True
@@ -46,7 +46,7 @@ class _Tracker:
             if usage is not None:
                 self.handle.finish(chat_usage(usage), response_model=self.model,
                                    response_id=self.response_id,
-                                   service_tier=str_or_none(get(usage, "service_tier")))
+                                   service_tier=as_str(get(usage, "service_tier")))
         except Exception:
             log.warning("paid_hooks: could not read a Mistral stream chunk", exc_info=True)
             self.unknown("unreadable_response")
@@ -67,18 +67,25 @@ class _Tracker:
         self.unknown("stream_closed_early")
 
 
-def _guard(obj: object, tracker: _Tracker) -> None:
-    finalizer = weakref.finalize(obj, tracker.closed)
-    finalizer.atexit = False
-
-
-class RecordedStream:
-    """Wraps ``EventStream[CompletionEvent]``; every other attribute passes through."""
+class _RecordedStreamBase:
+    """The SDK stream and its tracker; every attribute not overridden passes through."""
 
     def __init__(self, stream: Any, handle: paid_hooks.CallHandle) -> None:
         self._paid_stream = stream
         self._paid_tracker = _Tracker(handle)
-        _guard(self, self._paid_tracker)
+        on_collect(self, self._paid_tracker.closed)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_paid_"):
+            raise AttributeError(name)
+        return getattr(self._paid_stream, name)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._paid_stream!r})"
+
+
+class RecordedStream(_RecordedStreamBase):
+    """Wraps ``EventStream[CompletionEvent]``; every other attribute passes through."""
 
     def __iter__(self) -> RecordedStream:
         return self
@@ -107,22 +114,9 @@ class RecordedStream:
         finally:
             self._paid_tracker.closed()
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_paid_"):
-            raise AttributeError(name)
-        return getattr(self._paid_stream, name)
 
-    def __repr__(self) -> str:
-        return f"RecordedStream({self._paid_stream!r})"
-
-
-class RecordedAsyncStream:
+class RecordedAsyncStream(_RecordedStreamBase):
     """Wraps ``EventStreamAsync[CompletionEvent]``; every other attribute passes through."""
-
-    def __init__(self, stream: Any, handle: paid_hooks.CallHandle) -> None:
-        self._paid_stream = stream
-        self._paid_tracker = _Tracker(handle)
-        _guard(self, self._paid_tracker)
 
     def __aiter__(self) -> RecordedAsyncStream:
         return self
@@ -150,11 +144,3 @@ class RecordedAsyncStream:
             await self._paid_stream.close()
         finally:
             self._paid_tracker.closed()
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_paid_"):
-            raise AttributeError(name)
-        return getattr(self._paid_stream, name)
-
-    def __repr__(self) -> str:
-        return f"RecordedAsyncStream({self._paid_stream!r})"

@@ -13,8 +13,9 @@ from types import MappingProxyType
 from typing import Any
 
 import paid_hooks
+from paid_hooks.plugin_kit import number_count
 
-__all__ = ["PROVIDER", "chat_usage", "get", "int_or_none", "ocr_usage", "str_or_none"]
+__all__ = ["PROVIDER", "chat_usage", "get", "ocr_usage"]
 
 PROVIDER = "mistral_ai"
 """OpenTelemetry ``gen_ai.provider.name`` of Mistral AI."""
@@ -35,38 +36,27 @@ def get(obj: Any, name: str) -> Any:
     return None if type(value).__name__ == "Unset" else value
 
 
-def int_or_none(value: Any) -> int | None:
-    """An integer count, or ``None`` for anything that is not one (UNSET, null, text)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return int(value)
-
-
-def str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def _cached_tokens(usage: Any) -> int | None:
     for details in ("prompt_tokens_details", "prompt_token_details"):
-        cached = int_or_none(get(get(usage, details), "cached_tokens"))
+        cached = number_count(get(get(usage, details), "cached_tokens"))
         if cached is not None:
             return cached
-    return int_or_none(get(usage, "num_cached_tokens"))
+    return number_count(get(usage, "num_cached_tokens"))
 
 
 def chat_usage(usage: Any) -> paid_hooks.Usage | None:
     """Chat completions / embeddings ``usage`` (``UsageInfo``); ``None`` when absent."""
     if usage is None:
         return None
-    prompt = int_or_none(get(usage, "prompt_tokens"))
-    completion = int_or_none(get(usage, "completion_tokens"))
+    prompt = number_count(get(usage, "prompt_tokens"))
+    completion = number_count(get(usage, "completion_tokens"))
     if prompt is None and completion is None:
         return None
     return paid_hooks.Usage(
         input_tokens=prompt or 0,
         output_tokens=completion or 0,
         cache_read_tokens=_cached_tokens(usage),
-        reasoning_tokens=int_or_none(get(get(usage, "completion_tokens_details"),
+        reasoning_tokens=number_count(get(get(usage, "completion_tokens_details"),
                                          "reasoning_tokens")),
     )
 
@@ -77,7 +67,7 @@ def ocr_usage(usage_info: Any, *, annotated: bool) -> paid_hooks.Usage | None:
     With a document or bbox annotation format the pages are also billed as
     ``input_annotated_document_pages`` (genai-prices' ``ocr_annotated`` flavour).
     """
-    pages = int_or_none(get(usage_info, "pages_processed"))
+    pages = number_count(get(usage_info, "pages_processed"))
     if pages is None:
         return None
     units: dict[str, int] = {"input_document_pages": pages}

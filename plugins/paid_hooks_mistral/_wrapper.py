@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from paid_hooks_mistral._resources import (
-    ChatRecording,
-    EmbeddingsRecording,
-    OcrRecording,
-    recording_view,
-)
+from paid_hooks.plugin_kit import ClientProxy, mixin_view
+from paid_hooks_mistral._resources import ChatRecording, EmbeddingsRecording, OcrRecording
 
 __all__ = ["PaidMistral"]
 
 
-class PaidMistral:
+class PaidMistral(ClientProxy):
     """Wraps ``mistralai.client.Mistral``; records chat, embeddings and OCR calls.
 
     ``chat``, ``embeddings`` and ``ocr`` are the client's own resources, as recording
@@ -22,31 +18,22 @@ class PaidMistral:
     Sync and async methods live on the same client, as in the SDK.
     """
 
-    __slots__ = ("_paid_wrapped",)
+    __slots__ = ()
 
     def __init__(self, client: Any) -> None:
-        object.__setattr__(self, "_paid_wrapped", client)
+        super().__init__(client)
 
     @property
     def chat(self) -> Any:
-        return recording_view(self._paid_wrapped.chat, ChatRecording)
+        return mixin_view(self._paid_wrapped.chat, ChatRecording)
 
     @property
     def embeddings(self) -> Any:
-        return recording_view(self._paid_wrapped.embeddings, EmbeddingsRecording)
+        return mixin_view(self._paid_wrapped.embeddings, EmbeddingsRecording)
 
     @property
     def ocr(self) -> Any:
-        return recording_view(self._paid_wrapped.ocr, OcrRecording)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._paid_wrapped, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._paid_wrapped, name, value)
-
-    def __dir__(self) -> list[str]:
-        return sorted(set(dir(self._paid_wrapped)) | set(super().__dir__()))
+        return mixin_view(self._paid_wrapped.ocr, OcrRecording)
 
     def __enter__(self) -> PaidMistral:
         self._paid_wrapped.__enter__()
@@ -61,6 +48,3 @@ class PaidMistral:
 
     async def __aexit__(self, *exc_info: Any) -> Any:
         return await self._paid_wrapped.__aexit__(*exc_info)
-
-    def __repr__(self) -> str:
-        return f"PaidMistral({self._paid_wrapped!r})"

@@ -17,35 +17,15 @@ This module imports nothing from ``openai`` until it is used, so loading the plu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import paid_hooks
+from paid_hooks import plugin_kit
 
 if TYPE_CHECKING:
     from paid_hooks_openai._wrapper import PaidAsyncOpenAI, PaidOpenAI
 
 __all__ = ["PaidAsyncOpenAI", "PaidOpenAI", "instrument", "uninstrument"]
 
-
-def __getattr__(name: str) -> Any:
-    if name in ("PaidOpenAI", "PaidAsyncOpenAI"):
-        from paid_hooks_openai import _wrapper
-
-        return getattr(_wrapper, name)
-    raise AttributeError(name)
-
-
-@paid_hooks.hookimpl
-def instrument() -> None:
-    from paid_hooks_openai import _patch
-
-    _patch.patch()
-
-
-@paid_hooks.hookimpl
-def uninstrument() -> None:
-    import sys
-
-    patch_module = sys.modules.get("paid_hooks_openai._patch")
-    if patch_module is not None:
-        patch_module.unpatch()
+__getattr__ = plugin_kit.lazy_exports(__name__, {"PaidOpenAI": "_wrapper",
+                                                 "PaidAsyncOpenAI": "_wrapper"})
+instrument, uninstrument = plugin_kit.instrument_hooks(f"{__name__}._patch")

@@ -20,6 +20,7 @@ from typing import Any
 from openai import AsyncStream, Stream
 
 import paid_hooks
+from paid_hooks.plugin_kit import call_exclusive, call_exclusive_async
 from paid_hooks_openai._operations import Operation
 from paid_hooks_openai._raw import watch_raw_response
 from paid_hooks_openai._streams import finish_with, wrap_stream
@@ -121,12 +122,7 @@ def record_sync(call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[st
     if not handle.recording:
         return call(*args, **kwargs)
     send, hide = _prepare(kwargs, operation)
-    with handle.exclusive():
-        try:
-            result = call(*args, **send)
-        except BaseException as exc:
-            handle.fail(exc)
-            raise
+    result = call_exclusive(handle, call, args, send)
     return _record_result(handle, result, kwargs, operation, hide)
 
 
@@ -137,10 +133,5 @@ async def record_async(call: Callable[..., Awaitable[Any]], args: tuple[Any, ...
     if not handle.recording:
         return await call(*args, **kwargs)
     send, hide = _prepare(kwargs, operation)
-    with handle.exclusive():
-        try:
-            result = await call(*args, **send)
-        except BaseException as exc:
-            handle.fail(exc)
-            raise
+    result = await call_exclusive_async(handle, call, args, send)
     return _record_result(handle, result, kwargs, operation, hide)

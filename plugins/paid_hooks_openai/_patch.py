@@ -13,72 +13,46 @@ from __future__ import annotations
 
 import functools
 import importlib
-import threading
-from typing import Any
 
+from paid_hooks.plugin_kit import MethodPatcher, PatchTarget, recording_method
 from paid_hooks_openai._calls import record_async, record_sync
-from paid_hooks_openai._operations import METHODS, Operation
+from paid_hooks_openai._operations import METHODS
 
-__all__ = ["is_patched", "patch", "unpatch"]
+__all__ = ["patch", "unpatch"]
 
-_lock = threading.Lock()
-_originals: dict[tuple[type, str], Any] = {}
-
-
-def is_patched() -> bool:
-    return bool(_originals)
+_patcher = MethodPatcher()
 
 
-def _sync_patch(original: Any, operation: Operation) -> Any:
-    @functools.wraps(original)
-    def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _originals:
-            return original(self, *args, **kwargs)
-        return record_sync(functools.partial(original, self), args, kwargs, operation)
-
-    return patched
+def _unpatched() -> bool:
+    return not _patcher.active
 
 
-def _async_patch(original: Any, operation: Operation) -> Any:
-    @functools.wraps(original)
-    async def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _originals:
-            return await original(self, *args, **kwargs)
-        return await record_async(functools.partial(original, self), args, kwargs, operation)
-
-    return patched
+def _targets() -> list[PatchTarget]:
+    """One target per method present in the installed SDK (a missing one is skipped)."""
+    targets: dict[tuple[type, str], PatchTarget] = {}
+    for method in METHODS:
+        try:
+            module = importlib.import_module(method.module)
+        except ImportError:
+            continue  # an SDK version without this resource: nothing to record
+        for class_name, record, asynchronous in ((method.sync_class, record_sync, False),
+                                                 (method.async_class, record_async, True)):
+            cls = getattr(module, class_name, None)
+            if not isinstance(cls, type) or cls.__dict__.get(method.name) is None:
+                continue
+            make = recording_method(functools.partial(record, operation=method.operation),
+                                    asynchronous=asynchronous, bypass=_unpatched)
+            targets.setdefault((cls, method.name), (cls, method.name, make))
+    return list(targets.values())
 
 
 def patch() -> None:
     """Idempotent; raises ImportError when openai is not installed."""
     import openai  # noqa: F401  (ImportError names the missing SDK)
 
-    with _lock:
-        if _originals:
-            return
-        originals: dict[tuple[type, str], Any] = {}
-        replacements: list[tuple[type, str, Any]] = []
-        for method in METHODS:
-            try:
-                module = importlib.import_module(method.module)
-            except ImportError:
-                continue  # an SDK version without this resource: nothing to record
-            for class_name, make in ((method.sync_class, _sync_patch),
-                                     (method.async_class, _async_patch)):
-                cls = getattr(module, class_name, None)
-                original = cls.__dict__.get(method.name) if isinstance(cls, type) else None
-                if cls is None or original is None or (cls, method.name) in originals:
-                    continue
-                originals[(cls, method.name)] = original
-                replacements.append((cls, method.name, make(original, method.operation)))
-        _originals.update(originals)
-        for cls, name, patched in replacements:
-            setattr(cls, name, patched)
+    _patcher.patch(_targets())
 
 
 def unpatch() -> None:
     """Restore every original function. Idempotent."""
-    with _lock:
-        for (cls, name), original in _originals.items():
-            setattr(cls, name, original)
-        _originals.clear()
+    _patcher.unpatch()

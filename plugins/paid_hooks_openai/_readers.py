@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import paid_hooks
+from paid_hooks.plugin_kit import as_str, field
 from paid_hooks_openai import _usage
-from paid_hooks_openai._usage import _get
 
 __all__ = [
     "Reading",
@@ -44,17 +44,13 @@ class Reading:
 Reader = Callable[[Any, Mapping[str, Any]], Reading]
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def read_chat(response: Any, kwargs: Mapping[str, Any]) -> Reading:
     """``ChatCompletion`` / ``ParsedChatCompletion`` (or one streamed chunk)."""
     return Reading(
-        usage=_usage.chat_usage(_get(response, "usage")),
-        response_model=_str(_get(response, "model")),
-        response_id=_str(_get(response, "id")),
-        service_tier=_str(_get(response, "service_tier")),
+        usage=_usage.chat_usage(field(response, "usage")),
+        response_model=as_str(field(response, "model")),
+        response_id=as_str(field(response, "id")),
+        service_tier=as_str(field(response, "service_tier")),
         unknown_reason="not_reported",
     )
 
@@ -65,14 +61,14 @@ def read_responses(response: Any, kwargs: Mapping[str, Any]) -> Reading:
     A background response (``status`` queued or in progress) carries no usage yet: it is
     billed when it finishes, which this call does not see (reason ``background_response``).
     """
-    status = _get(response, "status")
-    usage = _usage.responses_usage(_get(response, "usage"))
+    status = field(response, "status")
+    usage = _usage.responses_usage(field(response, "usage"))
     reason = ("background_response" if status in ("queued", "in_progress") else "not_reported")
     return Reading(
         usage=usage,
-        response_model=_str(_get(response, "model")),
-        response_id=_str(_get(response, "id")),
-        service_tier=_str(_get(response, "service_tier")),
+        response_model=as_str(field(response, "model")),
+        response_id=as_str(field(response, "id")),
+        service_tier=as_str(field(response, "service_tier")),
         unknown_reason=reason,
         failed="response.failed" if status == "failed" else None,
     )
@@ -80,8 +76,8 @@ def read_responses(response: Any, kwargs: Mapping[str, Any]) -> Reading:
 
 def read_embeddings(response: Any, kwargs: Mapping[str, Any]) -> Reading:
     """``CreateEmbeddingResponse`` (no response id exists for embeddings)."""
-    return Reading(usage=_usage.embeddings_usage(_get(response, "usage")),
-                   response_model=_str(_get(response, "model")),
+    return Reading(usage=_usage.embeddings_usage(field(response, "usage")),
+                   response_model=as_str(field(response, "model")),
                    unknown_reason="not_reported")
 
 
@@ -92,9 +88,9 @@ def read_images(response: Any, kwargs: Mapping[str, Any]) -> Reading:
     the call is recorded with ``units={"images": n}`` (``n`` images returned), which no
     price source knows, so it shows as ``unpriced`` with its reason, never as zero.
     """
-    usage = _usage.images_usage(_get(response, "usage"))
+    usage = _usage.images_usage(field(response, "usage"))
     if usage is None:
-        data = _get(response, "data")
+        data = field(response, "data")
         count = len(data) if isinstance(data, list) else _requested_images(kwargs)
         usage = _usage.image_units(count)
     return Reading(usage=usage)
@@ -113,7 +109,7 @@ def read_transcription(response: Any, kwargs: Mapping[str, Any]) -> Reading:
     """
     if isinstance(response, str):
         return Reading(usage=None, unknown_reason="not_reported_for_response_format")
-    return Reading(usage=_usage.transcription_usage(_get(response, "usage")),
+    return Reading(usage=_usage.transcription_usage(field(response, "usage")),
                    unknown_reason="not_reported")
 
 
@@ -159,4 +155,4 @@ def _speech_sse_usage(response: Any) -> paid_hooks.Usage | None:
         event = json.loads(body[start + 5:end if end >= 0 else len(body)])
     except ValueError:
         return None
-    return _usage.speech_usage(_get(event, "usage"))
+    return _usage.speech_usage(field(event, "usage"))

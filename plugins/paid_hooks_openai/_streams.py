@@ -29,9 +29,9 @@ from typing import Any, Protocol
 from openai import AsyncStream, Stream
 
 import paid_hooks
+from paid_hooks.plugin_kit import as_str, field
 from paid_hooks_openai import _usage
 from paid_hooks_openai._readers import Reading, read_responses
-from paid_hooks_openai._usage import _get
 
 __all__ = [
     "ChatChunks",
@@ -80,10 +80,6 @@ class Observer(Protocol):
     def reading(self) -> Reading: ...
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 class ChatChunks:
     """``chat.completion.chunk`` items.
 
@@ -105,14 +101,14 @@ class ChatChunks:
         self.service_tier: str | None = None
 
     def observe(self, item: Any) -> bool:
-        self.response_id = _str(_get(item, "id")) or self.response_id
-        self.model = _str(_get(item, "model")) or self.model
-        self.service_tier = _str(_get(item, "service_tier")) or self.service_tier
-        raw_usage = _get(item, "usage")
+        self.response_id = as_str(field(item, "id")) or self.response_id
+        self.model = as_str(field(item, "model")) or self.model
+        self.service_tier = as_str(field(item, "service_tier")) or self.service_tier
+        raw_usage = field(item, "usage")
         if raw_usage is not None:
             self.usage = _usage.chat_usage(raw_usage) or self.usage
-        choices = _get(item, "choices")
-        if isinstance(choices, list) and any(_get(c, "finish_reason") for c in choices):
+        choices = field(item, "choices")
+        if isinstance(choices, list) and any(field(c, "finish_reason") for c in choices):
             self.completed = True
         return not (self.hide_usage_chunk and raw_usage is not None and not choices)
 
@@ -140,7 +136,7 @@ class EventStream:
         self.last = Reading(usage=None, unknown_reason="not_reported")
 
     def observe(self, item: Any) -> bool:
-        kind = _get(item, "type")
+        kind = field(item, "type")
         reader = self.terminal.get(kind) if isinstance(kind, str) else None
         if reader is not None:
             self.completed = True
@@ -154,13 +150,13 @@ class EventStream:
 
 
 def _responses_terminal(event: Any) -> Reading:
-    return read_responses(_get(event, "response"), {})
+    return read_responses(field(event, "response"), {})
 
 
 def _responses_start(event: Any) -> Reading:
-    response = _get(event, "response")
-    return Reading(usage=None, response_model=_str(_get(response, "model")),
-                   response_id=_str(_get(response, "id")), unknown_reason="not_reported")
+    response = field(event, "response")
+    return Reading(usage=None, response_model=as_str(field(response, "model")),
+                   response_id=as_str(field(response, "id")), unknown_reason="not_reported")
 
 
 def _responses_error(event: Any) -> Reading:
@@ -179,7 +175,7 @@ def responses_events(hide_usage_chunk: bool = False) -> EventStream:
 
 
 def _images_terminal(event: Any) -> Reading:
-    return Reading(usage=_usage.images_usage(_get(event, "usage")),
+    return Reading(usage=_usage.images_usage(field(event, "usage")),
                    unknown_reason="not_reported")
 
 
@@ -190,7 +186,7 @@ def images_events(hide_usage_chunk: bool = False) -> EventStream:
 
 
 def _transcript_terminal(event: Any) -> Reading:
-    return Reading(usage=_usage.transcription_usage(_get(event, "usage")),
+    return Reading(usage=_usage.transcription_usage(field(event, "usage")),
                    unknown_reason="not_reported")
 
 

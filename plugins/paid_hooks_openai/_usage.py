@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 import paid_hooks
+from paid_hooks.plugin_kit import field
 
 PROVIDER = "openai"
 
@@ -26,14 +27,6 @@ __all__ = [
     "speech_usage",
     "transcription_usage",
 ]
-
-
-def _get(obj: Any, name: str) -> Any:
-    if obj is None:
-        return None
-    if isinstance(obj, dict):
-        return obj.get(name)
-    return getattr(obj, name, None)
 
 
 def _int(value: Any) -> int | None:
@@ -49,43 +42,43 @@ def _int(value: Any) -> int | None:
 
 def chat_usage(usage: Any) -> paid_hooks.Usage | None:
     """Chat Completions ``usage`` (``prompt_tokens`` includes cached tokens)."""
-    prompt = _int(_get(usage, "prompt_tokens"))
-    completion = _int(_get(usage, "completion_tokens"))
+    prompt = _int(field(usage, "prompt_tokens"))
+    completion = _int(field(usage, "completion_tokens"))
     if prompt is None and completion is None:
         return None
-    prompt_details = _get(usage, "prompt_tokens_details")
-    completion_details = _get(usage, "completion_tokens_details")
+    prompt_details = field(usage, "prompt_tokens_details")
+    completion_details = field(usage, "completion_tokens_details")
     return paid_hooks.Usage(
         input_tokens=prompt or 0,
         output_tokens=completion or 0,
-        cache_read_tokens=_int(_get(prompt_details, "cached_tokens")),
-        cache_write_tokens=_int(_get(prompt_details, "cache_write_tokens")),
-        reasoning_tokens=_int(_get(completion_details, "reasoning_tokens")),
-        input_audio_tokens=_int(_get(prompt_details, "audio_tokens")),
-        output_audio_tokens=_int(_get(completion_details, "audio_tokens")),
+        cache_read_tokens=_int(field(prompt_details, "cached_tokens")),
+        cache_write_tokens=_int(field(prompt_details, "cache_write_tokens")),
+        reasoning_tokens=_int(field(completion_details, "reasoning_tokens")),
+        input_audio_tokens=_int(field(prompt_details, "audio_tokens")),
+        output_audio_tokens=_int(field(completion_details, "audio_tokens")),
     )
 
 
 def responses_usage(usage: Any) -> paid_hooks.Usage | None:
     """Responses API ``usage`` (``input_tokens`` includes cached tokens)."""
-    input_tokens = _int(_get(usage, "input_tokens"))
-    output_tokens = _int(_get(usage, "output_tokens"))
+    input_tokens = _int(field(usage, "input_tokens"))
+    output_tokens = _int(field(usage, "output_tokens"))
     if input_tokens is None and output_tokens is None:
         return None
-    input_details = _get(usage, "input_tokens_details")
-    output_details = _get(usage, "output_tokens_details")
+    input_details = field(usage, "input_tokens_details")
+    output_details = field(usage, "output_tokens_details")
     return paid_hooks.Usage(
         input_tokens=input_tokens or 0,
         output_tokens=output_tokens or 0,
-        cache_read_tokens=_int(_get(input_details, "cached_tokens")),
-        cache_write_tokens=_int(_get(input_details, "cache_write_tokens")),
-        reasoning_tokens=_int(_get(output_details, "reasoning_tokens")),
+        cache_read_tokens=_int(field(input_details, "cached_tokens")),
+        cache_write_tokens=_int(field(input_details, "cache_write_tokens")),
+        reasoning_tokens=_int(field(output_details, "reasoning_tokens")),
     )
 
 
 def embeddings_usage(usage: Any) -> paid_hooks.Usage | None:
     """Embeddings ``usage``: ``prompt_tokens`` is all there is (no output)."""
-    prompt = _int(_get(usage, "prompt_tokens"))
+    prompt = _int(field(usage, "prompt_tokens"))
     if prompt is None:
         return None
     return paid_hooks.Usage(input_tokens=prompt, output_tokens=0)
@@ -93,15 +86,15 @@ def embeddings_usage(usage: Any) -> paid_hooks.Usage | None:
 
 def images_usage(usage: Any) -> paid_hooks.Usage | None:
     """GPT image models' ``usage``: totals plus the image-token parts of input and output."""
-    input_tokens = _int(_get(usage, "input_tokens"))
-    output_tokens = _int(_get(usage, "output_tokens"))
+    input_tokens = _int(field(usage, "input_tokens"))
+    output_tokens = _int(field(usage, "output_tokens"))
     if input_tokens is None and output_tokens is None:
         return None
     return paid_hooks.Usage(
         input_tokens=input_tokens or 0,
         output_tokens=output_tokens or 0,
-        input_image_tokens=_int(_get(_get(usage, "input_tokens_details"), "image_tokens")),
-        output_image_tokens=_int(_get(_get(usage, "output_tokens_details"), "image_tokens")),
+        input_image_tokens=_int(field(field(usage, "input_tokens_details"), "image_tokens")),
+        output_image_tokens=_int(field(field(usage, "output_tokens_details"), "image_tokens")),
     )
 
 
@@ -119,9 +112,9 @@ def transcription_usage(usage: Any) -> paid_hooks.Usage | None:
 
     Duration usage becomes the genai-prices unit ``audio_seconds`` (an exact decimal).
     """
-    kind = _get(usage, "type")
-    if kind == "duration" or (kind is None and _get(usage, "seconds") is not None):
-        seconds = _get(usage, "seconds")
+    kind = field(usage, "type")
+    if kind == "duration" or (kind is None and field(usage, "seconds") is not None):
+        seconds = field(usage, "seconds")
         if isinstance(seconds, bool) or not isinstance(seconds, int | float):
             return None
         try:
@@ -129,22 +122,22 @@ def transcription_usage(usage: Any) -> paid_hooks.Usage | None:
         except InvalidOperation:
             return None
         return paid_hooks.Usage(units=MappingProxyType({"audio_seconds": amount}))
-    input_tokens = _int(_get(usage, "input_tokens"))
-    output_tokens = _int(_get(usage, "output_tokens"))
+    input_tokens = _int(field(usage, "input_tokens"))
+    output_tokens = _int(field(usage, "output_tokens"))
     if input_tokens is None and output_tokens is None:
         return None
-    details = _get(usage, "input_token_details")
+    details = field(usage, "input_token_details")
     return paid_hooks.Usage(
         input_tokens=input_tokens or 0,
         output_tokens=output_tokens or 0,
-        input_audio_tokens=_int(_get(details, "audio_tokens")),
+        input_audio_tokens=_int(field(details, "audio_tokens")),
     )
 
 
 def speech_usage(usage: Any) -> paid_hooks.Usage | None:
     """``speech.audio.done`` usage of a text-to-speech SSE stream (text in, audio out)."""
-    input_tokens = _int(_get(usage, "input_tokens"))
-    output_tokens = _int(_get(usage, "output_tokens"))
+    input_tokens = _int(field(usage, "input_tokens"))
+    output_tokens = _int(field(usage, "output_tokens"))
     if input_tokens is None and output_tokens is None:
         return None
     return paid_hooks.Usage(input_tokens=input_tokens or 0, output_tokens=output_tokens or 0)

@@ -19,6 +19,7 @@ import functools
 import types
 from typing import Any
 
+from paid_hooks.plugin_kit import ClientProxy, SdkClientProxy
 from paid_hooks_openai._calls import record_async, record_sync
 from paid_hooks_openai._operations import HELPERS, METHODS, Operation
 
@@ -32,27 +33,6 @@ _NODES: frozenset[tuple[str, ...]] = frozenset(
 )
 """Every attribute path (from the client) that leads to a recorded method."""
 _VIEWS = ("with_raw_response", "with_streaming_response")
-
-
-class _Proxy:
-    """Passes every attribute through to the wrapped object unless overridden."""
-
-    __slots__ = ("_paid_wrapped",)
-
-    def __init__(self, wrapped: Any) -> None:
-        object.__setattr__(self, "_paid_wrapped", wrapped)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._paid_wrapped, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._paid_wrapped, name, value)
-
-    def __dir__(self) -> list[str]:
-        return sorted(set(dir(self._paid_wrapped)) | set(super().__dir__()))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._paid_wrapped!r})"
 
 
 def _recorded(original: Any, operation: Operation, asynchronous: bool) -> Any:
@@ -71,7 +51,7 @@ def _recorded(original: Any, operation: Operation, asynchronous: bool) -> Any:
     return method
 
 
-class _Resource(_Proxy):
+class _Resource(ClientProxy):
     """The client, or one of its resources, on the way to recorded methods."""
 
     __slots__ = ("_paid_async", "_paid_path")
@@ -103,7 +83,7 @@ class _Resource(_Proxy):
         return getattr(wrapped, name)
 
 
-class PaidOpenAI(_Resource):
+class PaidOpenAI(SdkClientProxy, _Resource):
     """Wraps an ``openai.OpenAI`` client (or ``AzureOpenAI``); records every covered call.
 
     Every other attribute passes through unchanged. ``with_options()`` / ``copy()`` return
@@ -115,23 +95,11 @@ class PaidOpenAI(_Resource):
     def __init__(self, client: Any) -> None:
         super().__init__(client, (), asynchronous=False)
 
-    def with_options(self, *args: Any, **kwargs: Any) -> PaidOpenAI:
-        return PaidOpenAI(self._paid_wrapped.with_options(*args, **kwargs))
 
-    def copy(self, *args: Any, **kwargs: Any) -> PaidOpenAI:
-        return PaidOpenAI(self._paid_wrapped.copy(*args, **kwargs))
-
-
-class PaidAsyncOpenAI(_Resource):
+class PaidAsyncOpenAI(SdkClientProxy, _Resource):
     """Wraps an ``openai.AsyncOpenAI`` client (or ``AsyncAzureOpenAI``); see :class:`PaidOpenAI`."""
 
     __slots__ = ()
 
     def __init__(self, client: Any) -> None:
         super().__init__(client, (), asynchronous=True)
-
-    def with_options(self, *args: Any, **kwargs: Any) -> PaidAsyncOpenAI:
-        return PaidAsyncOpenAI(self._paid_wrapped.with_options(*args, **kwargs))
-
-    def copy(self, *args: Any, **kwargs: Any) -> PaidAsyncOpenAI:
-        return PaidAsyncOpenAI(self._paid_wrapped.copy(*args, **kwargs))

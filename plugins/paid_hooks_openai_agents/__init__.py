@@ -15,9 +15,9 @@ recorded once. This module imports nothing from ``agents`` until it is used.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import paid_hooks
+from paid_hooks import plugin_kit
 
 if TYPE_CHECKING:
     from paid_hooks_openai_agents._hook import PaidOpenAIAgentsHook
@@ -25,13 +25,9 @@ if TYPE_CHECKING:
 
 __all__ = ["PaidOpenAIAgentsHook", "instrument", "tracing_processor", "uninstrument"]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "PaidOpenAIAgentsHook":
-        from paid_hooks_openai_agents import _hook
-
-        return _hook.PaidOpenAIAgentsHook
-    raise AttributeError(name)
+__getattr__ = plugin_kit.lazy_exports(__name__, {"PaidOpenAIAgentsHook": "_hook"})
+instrument, uninstrument = plugin_kit.instrument_hooks(f"{__name__}._install", "install",
+                                                       "uninstall")
 
 
 def tracing_processor() -> PaidTracingProcessor:
@@ -43,19 +39,3 @@ def tracing_processor() -> PaidTracingProcessor:
     from paid_hooks_openai_agents import _install
 
     return _install.processor()
-
-
-@paid_hooks.hookimpl
-def instrument() -> None:
-    from paid_hooks_openai_agents import _install
-
-    _install.install()
-
-
-@paid_hooks.hookimpl
-def uninstrument() -> None:
-    import sys
-
-    install_module = sys.modules.get("paid_hooks_openai_agents._install")
-    if install_module is not None:
-        install_module.uninstall()

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import paid_hooks
+from paid_hooks.plugin_kit import count, field
 
 __all__ = [
     "CAPTURED_BY",
@@ -39,23 +40,6 @@ api.openai.com the SDK does not send ``stream_options.include_usage`` and then r
 ZERO tokens (not ``None``) with the fake response id."""
 
 
-def _get(obj: Any, name: str) -> Any:
-    if obj is None:
-        return None
-    if isinstance(obj, dict):
-        return obj.get(name)
-    return getattr(obj, name, None)
-
-
-def _int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def canonical_usage(usage: Any) -> paid_hooks.Usage | None:
     """One model response's usage (``agents.Usage`` or a span's usage dict) -> ``Usage``.
 
@@ -67,19 +51,19 @@ def canonical_usage(usage: Any) -> paid_hooks.Usage | None:
     """
     if usage is None:
         return None
-    input_tokens = _int(_get(usage, "input_tokens"))
-    output_tokens = _int(_get(usage, "output_tokens"))
+    input_tokens = count(field(usage, "input_tokens"))
+    output_tokens = count(field(usage, "output_tokens"))
     if input_tokens is None and output_tokens is None:
         return None
-    in_details = _get(usage, "input_tokens_details")
-    out_details = _get(usage, "output_tokens_details")
-    cache_write = _int(_get(in_details, "cache_write_tokens"))
+    in_details = field(usage, "input_tokens_details")
+    out_details = field(usage, "output_tokens_details")
+    cache_write = count(field(in_details, "cache_write_tokens"))
     return paid_hooks.Usage(
         input_tokens=input_tokens or 0,
         output_tokens=output_tokens or 0,
-        cache_read_tokens=_int(_get(in_details, "cached_tokens")),
+        cache_read_tokens=count(field(in_details, "cached_tokens")),
         cache_write_tokens=cache_write or None,
-        reasoning_tokens=_int(_get(out_details, "reasoning_tokens")),
+        reasoning_tokens=count(field(out_details, "reasoning_tokens")),
     )
 
 
@@ -128,7 +112,7 @@ def output_response_id(output: Iterable[Any] | None) -> tuple[str | None, str | 
     """(response id, model) from the ``provider_data`` the Chat Completions model puts
     on each output item (``{"model": ..., "response_id": "chatcmpl-..."}``)."""
     for item in output or ():
-        data = _get(item, "provider_data")
+        data = field(item, "provider_data")
         if isinstance(data, dict):
             rid = data.get("response_id")
             if isinstance(rid, str) and rid and rid != FAKE_RESPONSE_ID:

@@ -1,8 +1,16 @@
-"""Mark every plugin test with its plugin's name, so ``pytest -m langchain`` selects one."""
+"""Mark every plugin test with its plugin's name, so ``pytest -m langchain`` selects one.
+
+Also holds the fixtures that several test files of one plugin share (requested by name
+or with ``pytest.mark.usefixtures``, never autouse here).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+
+import paid_hooks
 
 PLUGINS = sorted(("openai", "anthropic", "mistral", "bedrock", "gemini", "httpx", "langchain",
                   "llamaindex", "openai_agents"), key=len, reverse=True)
@@ -21,3 +29,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         name = plugin_of(item.path.name)
         if name is not None:
             item.add_marker(getattr(pytest.mark, name))
+
+
+@pytest.fixture
+def agents_tracing() -> Iterator[None]:
+    """A fresh Agents SDK trace provider without the default exporter; the old one restored
+    (and the openai_agents and openai plugins uninstrumented) after."""
+    from agents.tracing import get_trace_provider, set_trace_provider
+    from agents.tracing.provider import DefaultTraceProvider
+
+    previous = get_trace_provider()
+    set_trace_provider(DefaultTraceProvider())
+    try:
+        yield
+    finally:
+        paid_hooks.uninstrument("openai_agents", "openai")
+        set_trace_provider(previous)

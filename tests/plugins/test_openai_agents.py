@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -46,6 +45,8 @@ from paid_hooks import paid_tracing, signal
 from paid_hooks.testing import FakeProviderServer, FakeReply, FakeUsage, LedgerView
 from paid_hooks_openai_agents import PaidOpenAIAgentsHook, tracing_processor
 
+pytestmark = pytest.mark.usefixtures("agents_tracing")  # see conftest.py
+
 SECRET = "sk-agents-test-SECRET-4242"
 MINI = "gpt-4o-mini"
 TRAP = "stream_usage_not_requested: set ModelSettings(include_usage=True)"
@@ -73,18 +74,6 @@ def assert_priced(row: dict[str, Any], usage: FakeUsage, model: str = MINI) -> N
 
 
 # -- fixtures ------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def agents_tracing() -> Iterator[None]:
-    """A fresh trace provider without the default exporter; the old one restored after."""
-    previous = get_trace_provider()
-    set_trace_provider(DefaultTraceProvider())
-    try:
-        yield
-    finally:
-        paid_hooks.uninstrument("openai_agents", "openai")
-        set_trace_provider(previous)
 
 
 @pytest.fixture

@@ -27,8 +27,6 @@ from agents import (
     Tool,
     function_tool,
 )
-from agents.tracing import get_trace_provider, set_trace_provider
-from agents.tracing.provider import DefaultTraceProvider
 from openai import AsyncOpenAI
 
 import paid_hooks
@@ -44,6 +42,8 @@ from paid_hooks.testing.fake.server import (
     sse_response,
 )
 from paid_hooks_openai_agents import PaidOpenAIAgentsHook
+
+pytestmark = pytest.mark.usefixtures("agents_tracing")  # see conftest.py
 
 MINI, FULL = "gpt-4o-mini", "gpt-4o"
 
@@ -115,18 +115,6 @@ def fake(scripted: FakeProviderServer) -> Iterator[FakeProviderServer]:
     scripted.reset()
     yield scripted
     scripted.reset()
-
-
-@pytest.fixture(autouse=True)
-def agents_tracing() -> Iterator[None]:
-    """A fresh trace provider without the default exporter; the old one restored after."""
-    previous = get_trace_provider()
-    set_trace_provider(DefaultTraceProvider())
-    try:
-        yield
-    finally:
-        paid_hooks.uninstrument("openai_agents", "openai")
-        set_trace_provider(previous)
 
 
 def model(fake: FakeProviderServer, name: str) -> OpenAIChatCompletionsModel:

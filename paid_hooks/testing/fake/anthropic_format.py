@@ -98,14 +98,9 @@ def anthropic_error(status: int, message: str) -> FakeResponse:
 
 def messages(server: FakeProviderServer, request: FakeRequest,
              match: re.Match[str]) -> FakeResponse:
-    body = request.json()
-    reply = server.next_reply("anthropic", body)
-    model = reply.model or body.get("model")
-    stream = bool(body.get("stream"))
-    usage = server.usage_for(reply, body)
+    body, reply, model, stream, usage = server.begin_json(request, "anthropic")
     if reply.status >= 400:
-        server.record(Exchange("anthropic", "chat", request.path, request.headers, body,
-                               reply.status, None, model, None, stream, False))
+        server.record_error("anthropic", "chat", request, body, reply, model, stream)
         return anthropic_error(reply.status, reply.error_message)
     message_id = server.new_id("msg_")
     cut = reply.cut_stream_after

@@ -54,6 +54,8 @@ from paid_hooks.testing.fake.server import (
     FakeResponse,
     FakeUsage,
     json_response,
+    text_pieces,
+    usage_sent,
 )
 
 __all__ = [
@@ -200,25 +202,30 @@ def _failing(events: Iterator[bytes], after: int, name: str, message: str) -> It
     yield _exception_event(name, message)
 
 
-def _text_chunks(text: str, size: int = 12) -> list[str]:
-    return [text[i:i + size] for i in range(0, len(text), size)] or [""]
+def _begin(server: FakeProviderServer, request: FakeRequest, body: Any, operation: str,
+           model_id: str, stream: bool) -> FakeResponse | tuple[FakeReply, str, FakeUsage]:
+    """Take the next reply and log the exchange: ``(reply, request id, usage)``, or the
+    error response when the reply is an error."""
+    reply = server.next_reply("bedrock", body)
+    request_id = server.new_id("req-")
+    if reply.status >= 400:
+        server.record_error("bedrock", operation, request, body, reply, model_id, stream,
+                            response_id=request_id)
+        return _error(reply, request_id)
+    usage = server.usage_for(reply, body)
+    server.record(Exchange("bedrock", operation, request.path, request.headers, body, 200,
+                           request_id, model_id, usage, stream, usage_sent(reply, stream)))
+    return reply, request_id, usage
 
 
 def _converse(server: FakeProviderServer, request: FakeRequest, model_id: str,
               stream: bool) -> FakeResponse:
     body = request.json() or {}
-    reply = server.next_reply("bedrock", body)
-    request_id = server.new_id("req-")
-    operation = "ConverseStream" if stream else "Converse"
-    if reply.status >= 400:
-        server.record(Exchange("bedrock", operation, request.path, request.headers, body,
-                               reply.status, request_id, model_id, None, stream, False))
-        return _error(reply, request_id)
-    usage = server.usage_for(reply, body)
-    cut = reply.cut_stream_after
-    server.record(Exchange("bedrock", operation, request.path, request.headers, body, 200,
-                           request_id, model_id, usage, stream,
-                           not reply.omit_usage and not (stream and cut is not None)))
+    begun = _begin(server, request, body, "ConverseStream" if stream else "Converse",
+                   model_id, stream)
+    if isinstance(begun, FakeResponse):
+        return begun
+    reply, request_id, usage = begun
     headers = {"x-amzn-RequestId": request_id}
     if not stream:
         payload: dict[str, Any] = {
@@ -234,7 +241,7 @@ def _converse(server: FakeProviderServer, request: FakeRequest, model_id: str,
 
     def events() -> Iterator[bytes]:
         yield _event("messageStart", {"role": "assistant", "p": "abcdefgh"})
-        for piece in _text_chunks(reply.text):
+        for piece in text_pieces(reply.text):
             yield _event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece},
                                                "p": "abcd"})
         yield _event("contentBlockStop", {"contentBlockIndex": 0, "p": "abcdef"})
@@ -271,7 +278,7 @@ def _anthropic_events(model_id: str, message_id: str, reply: FakeReply,
         **({} if reply.omit_usage else {"usage": start_usage})}}
     yield {"type": "content_block_start", "index": 0,
            "content_block": {"type": "text", "text": ""}}
-    for piece in _text_chunks(reply.text):
+    for piece in text_pieces(reply.text):
         yield {"type": "content_block_delta", "index": 0,
                "delta": {"type": "text_delta", "text": piece}}
     yield {"type": "content_block_stop", "index": 0}
@@ -287,7 +294,7 @@ def _anthropic_events(model_id: str, message_id: str, reply: FakeReply,
 
 
 def _generic_events(reply: FakeReply, usage: FakeUsage) -> Iterator[dict[str, Any]]:
-    pieces = _text_chunks(reply.text)
+    pieces = text_pieces(reply.text)
     for index, piece in enumerate(pieces):
         last = index == len(pieces) - 1
         chunk: dict[str, Any] = {
@@ -308,18 +315,11 @@ def _invoke(server: FakeProviderServer, request: FakeRequest, model_id: str,
         body = request.json() or {}
     except ValueError:
         body = {}
-    reply = server.next_reply("bedrock", body)
-    request_id = server.new_id("req-")
-    operation = "InvokeModelWithResponseStream" if stream else "InvokeModel"
-    if reply.status >= 400:
-        server.record(Exchange("bedrock", operation, request.path, request.headers, body,
-                               reply.status, request_id, model_id, None, stream, False))
-        return _error(reply, request_id)
-    usage = server.usage_for(reply, body)
-    cut = reply.cut_stream_after
-    server.record(Exchange("bedrock", operation, request.path, request.headers, body, 200,
-                           request_id, model_id, usage, stream,
-                           not reply.omit_usage and not (stream and cut is not None)))
+    begun = _begin(server, request, body,
+                   "InvokeModelWithResponseStream" if stream else "InvokeModel", model_id, stream)
+    if isinstance(begun, FakeResponse):
+        return begun
+    reply, request_id, usage = begun
     headers = _invoke_headers(request_id, usage, reply)
     anthropic = _is_anthropic(model_id)
     message_id = server.new_id("msg_bdrk_")

@@ -52,6 +52,8 @@ from paid_hooks.testing.fake.server import (
     json_response,
     sse_event,
     sse_response,
+    text_pieces,
+    usage_sent,
 )
 
 __all__ = ["gemini_usage", "register"]
@@ -105,10 +107,6 @@ def _usage_kwargs(reply: FakeReply) -> dict[str, int]:
             "prompt_audio_tokens": int(reply.extra.get("prompt_audio_tokens", 0))}
 
 
-def _pieces(text: str, size: int = 12) -> list[str]:
-    return [text[i:i + size] for i in range(0, len(text), size)] or [""]
-
-
 def _candidate(text: str, finish: bool, reply: FakeReply | None = None) -> dict[str, Any]:
     call = reply.extra.get("function_call") if reply is not None else None
     part: dict[str, Any] = {"functionCall": call} if call else {"text": text}
@@ -126,14 +124,13 @@ def generate_content(server: FakeProviderServer, request: FakeRequest,
     stream = match["method"] == "streamGenerateContent"
     usage = server.usage_for(reply, body)
     if reply.status >= 400:
-        server.record(Exchange("gemini", "generate_content", request.path, request.headers,
-                               body, reply.status, None, model, None, stream, False))
+        server.record_error("gemini", "generate_content", request, body, reply, model, stream)
         return gemini_error(reply.status, reply.error_message)
     response_id = server.new_id("resp-")
     cut = reply.cut_stream_after
     server.record(Exchange("gemini", "generate_content", request.path, request.headers,
                            body, 200, response_id, model, usage, stream,
-                           not reply.omit_usage and not (stream and cut is not None)))
+                           usage_sent(reply, stream)))
     kwargs = _usage_kwargs(reply)
     base = {"modelVersion": model, "responseId": response_id}
     if not stream:
@@ -142,7 +139,7 @@ def generate_content(server: FakeProviderServer, request: FakeRequest,
             payload["usageMetadata"] = gemini_usage(usage, **kwargs)
         return json_response(200, {**payload, **base}, gzip_body=reply.gzip)
 
-    pieces = _pieces(reply.text)
+    pieces = text_pieces(reply.text)
     visible = usage.output_tokens - usage.reasoning_tokens
 
     def events() -> Iterator[bytes]:
@@ -170,8 +167,7 @@ def embed(server: FakeProviderServer, request: FakeRequest,
     reply = server.next_reply("gemini", body)
     model = reply.model or match["model"]
     if reply.status >= 400:
-        server.record(Exchange("gemini", "embeddings", request.path, request.headers, body,
-                               reply.status, None, model, None, False, False))
+        server.record_error("gemini", "embeddings", request, body, reply, model, False)
         return gemini_error(reply.status, reply.error_message)
     batch = match["method"] == "batchEmbedContents"
     items = body.get("requests", []) if batch else [body]

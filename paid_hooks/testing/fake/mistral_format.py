@@ -46,6 +46,8 @@ from paid_hooks.testing.fake.server import (
     json_response,
     sse_event,
     sse_response,
+    text_pieces,
+    usage_sent,
 )
 
 __all__ = ["PREFIX", "mistral_url", "mistral_usage", "register"]
@@ -88,30 +90,20 @@ def mistral_error(status: int, message: str) -> FakeResponse:
 
 def _error(server: FakeProviderServer, request: FakeRequest, operation: str, body: Any,
            reply: FakeReply, model: str | None, stream: bool) -> FakeResponse:
-    server.record(Exchange("mistral", operation, request.path, request.headers, body,
-                           reply.status, None, model, None, stream, False))
+    server.record_error("mistral", operation, request, body, reply, model, stream)
     return mistral_error(reply.status, reply.error_message)
-
-
-def _pieces(text: str, size: int = 12) -> list[str]:
-    return [text[i:i + size] for i in range(0, len(text), size)] or [""]
 
 
 def chat_completions(server: FakeProviderServer, request: FakeRequest,
                      match: re.Match[str]) -> FakeResponse:
-    body = request.json()
-    reply = server.next_reply("mistral", body)
-    model = reply.model or body.get("model")
-    stream = bool(body.get("stream"))
-    usage = server.usage_for(reply, body)
+    body, reply, model, stream, usage = server.begin_json(request, "mistral")
     if reply.status >= 400:
         return _error(server, request, "chat", body, reply, model, stream)
     response_id = server.new_id("cmpl-")
     created = int(time.time())
     cut = reply.cut_stream_after
-    usage_sent = not reply.omit_usage and not (stream and cut is not None)
     server.record(Exchange("mistral", "chat", request.path, request.headers, body, 200,
-                           response_id, model, usage, stream, usage_sent))
+                           response_id, model, usage, stream, usage_sent(reply, stream)))
     rendered_usage = mistral_usage(usage, service_tier=reply.service_tier)
     if not stream:
         payload: dict[str, Any] = {
@@ -136,7 +128,7 @@ def chat_completions(server: FakeProviderServer, request: FakeRequest,
         yield sse_event({**base, "choices": [{"index": 0,
                                               "delta": {"role": "assistant", "content": ""},
                                               "finish_reason": None}]})
-        for piece in _pieces(reply.text):
+        for piece in text_pieces(reply.text):
             yield sse_event({**base, "choices": [{"index": 0, "delta": {"content": piece},
                                                   "finish_reason": None}]})
         last: dict[str, Any] = {**base, "choices": [{"index": 0, "delta": {"content": ""},

@@ -49,7 +49,6 @@ from typing import Any
 from paid_hooks.testing.fake.server import (
     Exchange,
     FakeProviderServer,
-    FakeReply,
     FakeRequest,
     FakeResponse,
     FakeUsage,
@@ -57,6 +56,8 @@ from paid_hooks.testing.fake.server import (
     json_response,
     sse_event,
     sse_response,
+    text_pieces,
+    usage_sent,
 )
 
 __all__ = ["chat_usage", "embeddings_usage", "images_usage", "register", "responses_usage",
@@ -133,14 +134,6 @@ def openai_error(status: int, message: str) -> FakeResponse:
                                             "param": None, "code": None}})
 
 
-def _chunks(text: str, size: int = 12) -> list[str]:
-    return [text[i:i + size] for i in range(0, len(text), size)] or [""]
-
-
-def _usage_sent(reply: FakeReply, stream: bool) -> bool:
-    return not reply.omit_usage and not (stream and reply.cut_stream_after is not None)
-
-
 def _flag(value: Any) -> bool:
     """A JSON boolean or a multipart form value (``"true"``)."""
     if isinstance(value, str):
@@ -177,26 +170,20 @@ def parse_multipart(request: FakeRequest) -> dict[str, Any]:
 
 def chat_completions(server: FakeProviderServer, request: FakeRequest,
                      match: re.Match[str]) -> FakeResponse:
-    body = request.json()
-    reply: FakeReply = server.next_reply("openai", body)
-    requested = body.get("model")
-    model = reply.model or requested
-    stream = bool(body.get("stream"))
+    body, reply, model, stream, usage = server.begin_json(request, "openai")
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    usage = server.usage_for(reply, body)
     if reply.status >= 400:
-        server.record(Exchange("openai", "chat", request.path, request.headers, body,
-                               reply.status, None, model, None, stream, False))
+        server.record_error("openai", "chat", request, body, reply, model, stream)
         return openai_error(reply.status, reply.error_message)
     response_id = server.new_id("chatcmpl-")
     created = int(time.time())
     tier = reply.service_tier or "default"
-    usage_sent = not reply.omit_usage and (include_usage or not stream)
+    sent = not reply.omit_usage and (include_usage or not stream)
     cut = reply.cut_stream_after
     if stream and cut is not None:
-        usage_sent = False
+        sent = False
     server.record(Exchange("openai", "chat", request.path, request.headers, body, 200,
-                           response_id, model, usage, stream, usage_sent))
+                           response_id, model, usage, stream, sent))
     if not stream:
         payload: dict[str, Any] = {
             "id": response_id,
@@ -225,7 +212,7 @@ def chat_completions(server: FakeProviderServer, request: FakeRequest,
                                                             "refusal": None},
                                       "logprobs": None, "finish_reason": None}], **extra}
         yield sse_event(first)
-        for piece in _chunks(reply.text):
+        for piece in text_pieces(reply.text):
             yield sse_event({**base, "choices": [{"index": 0, "delta": {"content": piece},
                                                   "logprobs": None, "finish_reason": None}],
                              **extra})
@@ -285,14 +272,9 @@ def _response_object(*, response_id: str, created: int, model: str | None, body:
 
 def responses(server: FakeProviderServer, request: FakeRequest,
               match: re.Match[str]) -> FakeResponse:
-    body = request.json()
-    reply = server.next_reply("openai", body)
-    model = reply.model or body.get("model")
-    stream = bool(body.get("stream"))
-    usage = server.usage_for(reply, body)
+    body, reply, model, stream, usage = server.begin_json(request, "openai")
     if reply.status >= 400:
-        server.record(Exchange("openai", "responses", request.path, request.headers, body,
-                               reply.status, None, model, None, stream, False))
+        server.record_error("openai", "responses", request, body, reply, model, stream)
         return openai_error(reply.status, reply.error_message)
     response_id = server.new_id("resp_")
     message_id = server.new_id("msg_")
@@ -303,7 +285,7 @@ def responses(server: FakeProviderServer, request: FakeRequest,
     status = {"response.completed": "completed", "response.incomplete": "incomplete",
               "response.failed": "failed"}[terminal]
     server.record(Exchange("openai", "responses", request.path, request.headers, body, 200,
-                           response_id, model, usage, stream, _usage_sent(reply, stream)))
+                           response_id, model, usage, stream, usage_sent(reply, stream)))
     text_part = {"type": "output_text", "annotations": [], "logprobs": [], "text": reply.text}
     message = {"id": message_id, "type": "message", "status": "completed",
                "content": [text_part], "role": "assistant"}
@@ -346,7 +328,7 @@ def responses(server: FakeProviderServer, request: FakeRequest,
                     item={**message, "status": "in_progress", "content": []})
         yield event("response.content_part.added", item_id=message_id, output_index=index,
                     content_index=0, part={**text_part, "text": ""})
-        for piece in _chunks(reply.text):
+        for piece in text_pieces(reply.text):
             yield event("response.output_text.delta", item_id=message_id, output_index=index,
                         content_index=0, delta=piece, logprobs=[])
         yield event("response.output_text.done", item_id=message_id, output_index=index,
@@ -377,8 +359,7 @@ def embeddings(server: FakeProviderServer, request: FakeRequest,
     usage = reply.usage or FakeUsage(
         sum(len(i) if isinstance(i, list) else estimate_tokens(str(i)) for i in inputs), 0)
     if reply.status >= 400:
-        server.record(Exchange("openai", "embeddings", request.path, request.headers, body,
-                               reply.status, None, model, None, False, False))
+        server.record_error("openai", "embeddings", request, body, reply, model, False)
         return openai_error(reply.status, reply.error_message)
     server.record(Exchange("openai", "embeddings", request.path, request.headers, body, 200,
                            None, model, usage, False, not reply.omit_usage))
@@ -415,10 +396,9 @@ def _images(server: FakeProviderServer, request: FakeRequest, body: dict[str, An
     usage = reply.usage or FakeUsage(estimate_tokens(str(body.get("prompt", ""))) + 8,
                                      272 * count)
     if reply.status >= 400:
-        server.record(Exchange("openai", operation, request.path, request.headers, body,
-                               reply.status, None, model, None, stream, False))
+        server.record_error("openai", operation, request, body, reply, model, stream)
         return openai_error(reply.status, reply.error_message)
-    sent = gpt_image and _usage_sent(reply, stream)
+    sent = gpt_image and usage_sent(reply, stream)
     server.record(Exchange("openai", operation, request.path, request.headers, body, 200, None,
                            model, usage if gpt_image else None, stream, sent))
     created = int(time.time())
@@ -485,13 +465,12 @@ def transcriptions(server: FakeProviderServer, request: FakeRequest,
     response_format = body.get("response_format") or "json"
     usage = server.usage_for(reply, body)
     if reply.status >= 400:
-        server.record(Exchange("openai", "transcription", request.path, request.headers, body,
-                               reply.status, None, model, None, stream, False))
+        server.record_error("openai", "transcription", request, body, reply, model, stream)
         return openai_error(reply.status, reply.error_message)
     by_duration = model == "whisper-1"
     in_band = response_format in ("json", "verbose_json", "diarized_json") or stream
     server.record(Exchange("openai", "transcription", request.path, request.headers, body, 200,
-                           None, model, usage, stream, in_band and _usage_sent(reply, stream)))
+                           None, model, usage, stream, in_band and usage_sent(reply, stream)))
     seconds = float(reply.extra.get("audio_seconds", 12.5))
     audio_tokens = reply.extra.get("input_audio_tokens")
     usage_json = ({"type": "duration", "seconds": seconds} if by_duration else
@@ -510,7 +489,7 @@ def transcriptions(server: FakeProviderServer, request: FakeRequest,
         return json_response(200, payload, gzip_body=reply.gzip)
 
     def events() -> Iterator[bytes]:
-        for piece in _chunks(reply.text):
+        for piece in text_pieces(reply.text):
             yield sse_event({"type": "transcript.text.delta", "delta": piece, "logprobs": None})
         done: dict[str, Any] = {"type": "transcript.text.done", "text": reply.text,
                                 "logprobs": None}
@@ -530,11 +509,10 @@ def speech(server: FakeProviderServer, request: FakeRequest,
     usage = reply.usage or FakeUsage(estimate_tokens(str(body.get("input", ""))),
                                      25 * estimate_tokens(str(body.get("input", ""))))
     if reply.status >= 400:
-        server.record(Exchange("openai", "speech", request.path, request.headers, body,
-                               reply.status, None, model, None, sse, False))
+        server.record_error("openai", "speech", request, body, reply, model, sse)
         return openai_error(reply.status, reply.error_message)
     server.record(Exchange("openai", "speech", request.path, request.headers, body, 200, None,
-                           model, usage, sse, sse and _usage_sent(reply, sse)))
+                           model, usage, sse, sse and usage_sent(reply, sse)))
     audio = b"ID3\x04\x00fake-mp3-audio" * 4
     if not sse:
         return FakeResponse(status=200, headers={"content-type": "audio/mpeg"}, body=audio)

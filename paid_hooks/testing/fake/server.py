@@ -238,6 +238,23 @@ class FakeProviderServer:
         with self._lock:
             self.exchanges.append(exchange)
 
+    def begin_json(self, request: FakeRequest,
+                   provider: str) -> tuple[Any, FakeReply, Any, bool, FakeUsage]:
+        """``(body, reply, model, stream, usage)`` of a JSON request with ``model`` and
+        ``stream`` fields: the next reply is taken, the served model is the reply's or the
+        requested one, the usage the reply's or one estimated from the texts."""
+        body = request.json()
+        reply = self.next_reply(provider, body)
+        return (body, reply, reply.model or body.get("model"), bool(body.get("stream")),
+                self.usage_for(reply, body))
+
+    def record_error(self, provider: str, operation: str, request: FakeRequest, body: Any,
+                     reply: FakeReply, model: str | None, streamed: bool, *,
+                     response_id: str | None = None) -> None:
+        """Log an exchange answered with the error status of ``reply`` (no usage sent)."""
+        self.record(Exchange(provider, operation, request.path, request.headers, body,
+                             reply.status, response_id, model, None, streamed, False))
+
     # -- dispatch -----------------------------------------------------------------------
 
     def dispatch(self, request: FakeRequest) -> FakeResponse:
@@ -262,6 +279,16 @@ def sse_response(events: Iterable[bytes], *, cut_after: int | None = None,
     return FakeResponse(status=200,
                         headers={"content-type": "text/event-stream", **(headers or {})},
                         stream=events, cut_after=cut_after, gzip=gzip_body)
+
+
+def text_pieces(text: str, size: int = 12) -> list[str]:
+    """``text`` cut into stream deltas of ``size`` characters (``[""]`` for no text)."""
+    return [text[i:i + size] for i in range(0, len(text), size)] or [""]
+
+
+def usage_sent(reply: FakeReply, stream: bool) -> bool:
+    """Whether the response carries its usage: not omitted, and not in a stream cut short."""
+    return not reply.omit_usage and not (stream and reply.cut_stream_after is not None)
 
 
 def sse_event(data: Any, event: str | None = None, terminator: bytes = b"\n\n") -> bytes:
