@@ -322,13 +322,14 @@ def test_anthropic_stream_without_input_in_delta_is_usage_unknown(paid_ledger, f
 def test_error_reaches_caller_and_costs_nothing(paid_ledger, fake_provider):
     fake_provider.queue(FakeReply(status=400, error_message="bad request"))
     with paid_tracing("acme", external_agent_id="support"), \
-            pytest.raises(openai.BadRequestError, match="bad request"):
+            pytest.raises(openai.BadRequestError, match="bad request") as raised:
         chat_openai(fake_provider).invoke("hi", config=CB)
 
     row = only_row(paid_ledger)
     assert row["cost_status"] == "no_charge"
     assert row["call_status"] == "error"
-    assert row["error_type"] == "OpenAIInvalidRequestError"
+    # langchain-openai >= 1.1 raises its own BadRequestError subclass; 1.0 the SDK's.
+    assert row["error_type"] == type(raised.value).__qualname__
     assert row["input_tokens"] is None and row["cost_usd"] is None
 
 
