@@ -8,17 +8,30 @@ the ledger's batch processor, an OTLP exporter, or the application's own.
 Attribution travels beside the span, not only in its attributes: the worker keeps each
 record in a side table keyed by span id, which the ledger exporter reads, so attribute
 limits can never evict a customer id.
+
+Ledger-only fast path: when every span processor of the tracer is this library's own
+ledger processor (the default set-up: a private tracer provider, no OTLP endpoint), a
+call's span would be built only to be taken apart again by the ledger exporter, and
+nobody else could ever see it. The worker then builds no span: it gives the record the
+ids its span would have had (the trace's id, a fresh random span id) and writes the
+records to the ledger itself, in batches (at most :data:`DIRECT_WRITE_DELAY_S` after the
+first one, and at once on :meth:`Pipeline.flush`). Add any other span processor (an
+application's tracer provider, OTLP export) and spans are created as before.
+
+The worker drains the queue in batches, so a burst of calls costs one wake-up.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import random
 import secrets
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -43,6 +56,20 @@ log = logging.getLogger("paid_hooks.pipeline")
 PENDING: dict[int, PricedCall | SignalRecord] = {}
 """Side table: span id -> record, filled before a span ends, emptied by the ledger exporter."""
 PENDING_LIMIT = 1_000_000
+
+DIRECT_WRITE_DELAY_S = 0.2
+"""Ledger-only fast path: longest wait before buffered records are written."""
+DIRECT_WRITE_BATCH = 8192
+"""Ledger-only fast path: records written in one transaction at most (bigger batches
+dirty fewer index pages per record: trace ids are random)."""
+DRAIN_BATCH = 512
+"""Items the worker takes off the queue per wake-up at most."""
+LEDGER_EXPORTER_ATTRIBUTE = "paid_hooks_ledger_exporter"
+"""A span processor carrying this attribute (a ledger exporter) feeds only the ledger."""
+
+
+class _RecordWriter(Protocol):
+    def write_records(self, records: Sequence[PricedCall | SignalRecord]) -> None: ...
 
 
 @dataclass(slots=True, frozen=True)
@@ -87,6 +114,7 @@ class Pipeline:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._stopped = False
+        self._unexported: list[PricedCall | SignalRecord] = []
         self.processed = 0
 
     # -- caller side (hot path) ---------------------------------------------------------
@@ -128,24 +156,101 @@ class Pipeline:
 
     # -- worker side --------------------------------------------------------------------
 
+    def _ledger_writers(self) -> tuple[_RecordWriter, ...] | None:
+        """The ledger exporters, when they are the only span processors of the tracer."""
+        processor = getattr(self._tracer, "span_processor", None)
+        processors = getattr(processor, "_span_processors", None)
+        if not isinstance(processors, tuple) or not processors:
+            return None
+        writers: list[_RecordWriter] = []
+        for each in processors:
+            writer = getattr(each, LEDGER_EXPORTER_ATTRIBUTE, None)
+            if writer is None:
+                return None
+            if all(w is not writer for w in writers):
+                writers.append(writer)
+        return tuple(writers)
+
+    @staticmethod
+    def _write(writers: Sequence[_RecordWriter] | Callable[[list[Any]], None],
+               records: list[PricedCall | SignalRecord]) -> None:
+        if not records:
+            return
+        try:
+            if callable(writers):
+                writers(records)
+            else:
+                for writer in writers:
+                    writer.write_records(records)
+        except Exception:
+            log.exception("paid_hooks: could not write %d records to the ledger", len(records))
+
     def _run(self) -> None:
         # Everything this thread does (pricing, exporting) is ours: keep it out of traces.
         otel_context.attach(otel_context.set_value(
             otel_context._SUPPRESS_INSTRUMENTATION_KEY, True))
+        get, get_nowait = self._queue.get, self._queue.get_nowait
+        buffered: list[PricedCall | SignalRecord] = []  # ledger-only path, not yet written
+        buffered_for: tuple[_RecordWriter, ...] = ()
+        due = 0.0
         while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
+            if buffered:
+                wait = due - time.monotonic()
+                try:
+                    item = get(timeout=wait) if wait > 0 else get_nowait()
+                except queue.Empty:
+                    self._write(buffered_for, buffered)
+                    buffered = []
+                    continue
+            else:
+                item = get()
+            batch = [item]
             try:
-                if isinstance(item, _CallItem):
-                    self._process_call(item)
-                elif isinstance(item, _SignalItem):
-                    self._process_signal(item)
-                elif isinstance(item, _Barrier):
-                    item.done.set()
-            except Exception:
-                log.exception("paid_hooks: failed to process a record; it was dropped")
-            self.processed += 1
+                while len(batch) < DRAIN_BATCH:
+                    batch.append(get_nowait())
+            except queue.Empty:
+                pass
+            writers = self._ledger_writers()
+            if buffered and writers != buffered_for:
+                self._write(buffered_for, buffered)
+                buffered = []
+            for item in batch:
+                try:
+                    if type(item) is _CallItem:
+                        record: PricedCall | SignalRecord | None = self._process_call(
+                            item, writers is not None)
+                    elif type(item) is _SignalItem:
+                        record = self._process_signal(item, writers is not None)
+                    elif type(item) is _Barrier:
+                        if buffered:
+                            self._write(buffered_for, buffered)
+                            buffered = []
+                        self._write(self._write_unexported, self._unexported)
+                        self._unexported = []
+                        item.done.set()
+                        record = None
+                    elif item is _STOP:
+                        if buffered:
+                            self._write(buffered_for, buffered)
+                        self._write(self._write_unexported, self._unexported)
+                        self._unexported = []
+                        return
+                    else:
+                        record = None
+                    if record is not None and writers is not None:
+                        if not buffered:
+                            due = time.monotonic() + DIRECT_WRITE_DELAY_S
+                            buffered_for = writers
+                        buffered.append(record)
+                        if len(buffered) >= DIRECT_WRITE_BATCH:
+                            self._write(buffered_for, buffered)
+                            buffered = []
+                except Exception:
+                    log.exception("paid_hooks: failed to process a record; it was dropped")
+                self.processed += 1
+            if self._unexported:
+                self._write(self._write_unexported, self._unexported)
+                self._unexported = []
 
     def _parent(self, scope: TraceScope | None,
                 parent: otel_context.Context) -> otel_context.Context:
@@ -180,9 +285,33 @@ class Pipeline:
             return CostStatus.UNPRICED, None, answer.reason
         return CostStatus.UNPRICED, None, "no_price_source"
 
-    def _process_call(self, item: _CallItem) -> None:
+    @staticmethod
+    def _direct_trace_id(scope: TraceScope | None, parent: otel_context.Context) -> int:
+        """The trace id the record's span would have had (ledger-only path)."""
+        if scope is not None:
+            # A span in the scope is a child of the trace's root (or of a span under it):
+            # either way its trace id is the scope's.
+            return scope.trace_id
+        current = trace.get_current_span(parent).get_span_context()
+        return current.trace_id if current.is_valid else random.getrandbits(128)
+
+    def _process_call(self, item: _CallItem, direct: bool = False) -> PricedCall | None:
+        """Price one call and record it: as a span, or (``direct``) as a returned record."""
         call, scope = item.call, item.scope
         status, price, reason = self._cost(call)
+        if direct:
+            priced = PricedCall(
+                call=call,
+                trace_id=self._direct_trace_id(scope, item.parent),
+                span_id=_new_span_id(),
+                external_customer_id=scope.external_customer_id if scope else None,
+                external_agent_id=scope.external_agent_id if scope else None,
+                cost_status=status,
+                price=price,
+                cost_reason=reason,
+            )
+            self._observe_call(priced)
+            return priced
         model = call.model or "unknown"
         span = self._tracer.start_span(
             f"{call.operation} {model}",
@@ -207,9 +336,17 @@ class Pipeline:
         self._hand_over(span, priced)
         span.end(end_time=call.end_time_ns)
         self._observe_call(priced)
+        return None
 
-    def _process_signal(self, item: _SignalItem) -> None:
+    def _process_signal(self, item: _SignalItem, direct: bool = False) -> SignalRecord | None:
+        """Record one signal: as a span, or (``direct``) as a returned record."""
         record, scope = item.record, item.scope
+        if direct:
+            trace_id = (record.trace_id if scope is not None and record.trace_id
+                        else self._direct_trace_id(scope, item.parent))
+            record = replace(record, trace_id=trace_id, span_id=_new_span_id())
+            self._observe_signal(record)
+            return record
         span = self._tracer.start_span(
             f"signal {record.event_name}",
             context=self._parent(scope, item.parent),
@@ -232,6 +369,7 @@ class Pipeline:
         self._hand_over(span, record)
         span.end(end_time=record.timestamp_ns)
         self._observe_signal(record)
+        return None
 
     def _hand_over(self, span: Span, record: PricedCall | SignalRecord) -> None:
         if span.is_recording():
@@ -242,13 +380,19 @@ class Pipeline:
             PENDING[span_id] = record
         else:
             # A sampler dropped the span (or the SDK is disabled): billing must not depend
-            # on sampling, so the record goes straight to the ledger.
-            self._write_unexported([record])
+            # on sampling, so the record goes straight to the ledger (at the batch's end).
+            self._unexported.append(record)
+
+
+def _new_span_id() -> int:
+    """A random non-zero 64-bit span id (the SDK's generator draws them the same way)."""
+    span_id = random.getrandbits(64)
+    while span_id == 0:
+        span_id = random.getrandbits(64)
+    return span_id
 
 
 def _replace_ids(record: SignalRecord, trace_id: int, span_id: int) -> SignalRecord:
-    from dataclasses import replace
-
     return replace(record, trace_id=trace_id, span_id=span_id)
 
 

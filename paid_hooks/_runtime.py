@@ -94,7 +94,8 @@ def initialize_tracing(
 ) -> None:
     """Set up cost tracing for this process. Idempotent: a second call changes nothing.
 
-    * ``ledger``: ledger URL (``sqlite:///path/ledger.db``); default: ``PAID_HOOKS_LEDGER``,
+    * ``ledger``: ledger URL (``sqlite:///path/ledger.db``, or ``postgresql://...`` with
+      ``paid-hooks[postgres]``); default: ``PAID_HOOKS_LEDGER``,
       else ``~/.local/share/paid-hooks/ledger.db`` (the CLI reads the same). ``False``
       turns the local ledger off (export to OTLP only).
     * ``tracer_provider``: an OpenTelemetry SDK ``TracerProvider`` of the application.

@@ -89,33 +89,29 @@ class Usage:
 
     def reported_fields(self) -> int:
         """How many counts were reported: used to keep the richest of duplicate records."""
-        count = 0
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "units":
-                count += len(value)
-            elif f.name != "estimated" and value is not None:
+        count = len(self.units)
+        for name in _USAGE_COUNT_FIELDS:
+            if getattr(self, name) is not None:
                 count += 1
         return count
 
     def to_dict(self) -> dict[str, Any]:
         """The reported counts as a JSON-ready dict (``None`` fields left out)."""
         out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "units":
-                if value:
-                    out["units"] = {k: str(v) if isinstance(v, Decimal) else v
-                                    for k, v in value.items()}
-            elif f.name == "estimated":
-                if value:
-                    out["estimated"] = True
-            elif value is not None:
-                out[f.name] = value
+        for name in _USAGE_COUNT_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.units:
+            out["units"] = {k: str(v) if isinstance(v, Decimal) else v
+                            for k, v in self.units.items()}
+        if self.estimated:
+            out["estimated"] = True
         return out
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """:meth:`to_dict` as compact JSON with sorted keys (the ledger's ``usage_json``)."""
+        return _dumps(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Usage:
@@ -127,6 +123,12 @@ class Usage:
                 k: Decimal(v) if isinstance(v, str) else v for k, v in kwargs["units"].items()
             })
         return cls(**kwargs)
+
+
+_USAGE_COUNT_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in fields(Usage) if f.name not in ("units", "estimated"))
+"""The optional and required token counts of :class:`Usage`, in declaration order."""
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from paid_hooks.hookspecs import hookimpl
 from paid_hooks.model import AICall, Price, Unpriced, Usage
@@ -99,12 +99,20 @@ def _genai_usage_kwargs(usage: Usage) -> dict[str, Any]:
 
 
 class BuiltinPricing:
-    """The bundled genai-prices snapshot, answering last (``trylast``)."""
+    """The bundled genai-prices snapshot, answering last (``trylast``).
+
+    Most calls are priced by :class:`_FastPrices` (the usage-independent work of
+    ``genai_prices.calc_price`` done once per model, price context and day; the same
+    Decimal operations, in the same order, per call; tiered prices included). Anything
+    it cannot reproduce exactly (time-of-day prices, non-integer counts, errors, another
+    genai-prices layout) goes through ``genai_prices.calc_price`` itself.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._module: Any = None
         self._known_units: frozenset[str] = frozenset()
+        self._fast: _FastPrices | None = None
         self.label = "genai-prices"
 
     def load(self) -> Any:
@@ -117,6 +125,12 @@ class BuiltinPricing:
 
                     self._known_units = frozenset(gp_types._reported_usage_keys())
                     self.label = f"genai-prices {importlib.metadata.version('genai-prices')}"
+                    try:
+                        self._fast = _FastPrices(genai_prices)
+                    except Exception:  # another genai-prices layout: always the slow path
+                        log.debug("paid_hooks: genai-prices fast path unavailable",
+                                  exc_info=True)
+                        self._fast = None
                     self._module = genai_prices
         return self._module
 
@@ -129,15 +143,31 @@ class BuiltinPricing:
             return Unpriced("no_model")
         provider_id = GENAI_PRICES_PROVIDER_IDS.get(call.provider)
         kwargs = _genai_usage_kwargs(call.usage)
-        unknown_units = sorted(set(kwargs) - self._known_units)
-        if unknown_units:
-            return Unpriced(f"no_price_for_units:{','.join(unknown_units)}")
+        for unit in kwargs:
+            if unit not in self._known_units:
+                unknown_units = sorted(set(kwargs) - self._known_units)
+                return Unpriced(f"no_price_for_units:{','.join(unknown_units)}")
         context: dict[str, str] = {}
         if call.batch:
             context["processing"] = "batch"
         elif call.service_tier in ("flex", "priority"):
             context["service_tier"] = call.service_tier
         timestamp = datetime.fromtimestamp(call.start_time_ns / 1e9, tz=UTC)
+        fast = self._fast
+        if fast is not None:
+            try:
+                total = fast.total(kwargs, model, provider_id, context, timestamp)
+            except Exception:
+                log.debug("paid_hooks: fast pricing failed; using calc_price", exc_info=True)
+                total = None
+            if total is _UNKNOWN_MODEL:
+                return Unpriced("unknown_model")
+            if isinstance(total, Decimal):
+                return Price(amount=total, price_source=self.label)
+        return self._price_slow(gp, kwargs, model, provider_id, context, timestamp)
+
+    def _price_slow(self, gp: Any, kwargs: dict[str, Any], model: str, provider_id: str | None,
+                    context: dict[str, str], timestamp: datetime) -> Price | Unpriced:
         try:
             result = gp.calc_price(
                 gp.Usage(**kwargs),
@@ -151,6 +181,200 @@ class BuiltinPricing:
         except (ValueError, TypeError) as exc:
             return Unpriced(f"price_error:{exc}")
         return Price(amount=Decimal(result.total_price), price_source=self.label)
+
+
+_UNKNOWN_MODEL = object()
+""":meth:`_FastPrices.total`: genai-prices has no such model (``calc_price`` would raise
+``LookupError``)."""
+
+_SLOW = object()
+"""A cached plan that says: use ``calc_price`` for this model, context and day."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Everything about one model's price on one day that does not depend on the usage.
+
+    ``entries``: ``(usage_key, price, per, tiered)`` in the order genai-prices adds them up;
+    ``leaves``: ``(usage_key, priced descendant keys)`` in genai-prices' leaf order, so
+    that a count is what is left after its more specific priced counts are taken out.
+    """
+
+    entries: tuple[tuple[str, Any, int, bool], ...]
+    leaves: tuple[tuple[str, tuple[str, ...]], ...]
+    tiered: bool
+    leaf_keys: frozenset[str]
+    unreported_ok: dict[tuple[tuple[str, ...], tuple[str, ...]], bool]
+    """Per (reported keys, positive keys): may unreported priced counts be read as 0?"""
+
+
+class _FastPrices:
+    """``genai_prices.calc_price`` with its usage-independent work cached (worker thread).
+
+    Per call it does what ``ModelPrice.calc_price`` does with the usage: the leaf counts
+    (``decompose.compute_leaf_values``, integer arithmetic), then ``calc_unit_price`` of
+    genai-prices for each price, added in the same order from ``Decimal(0)``, so the
+    result is the same Decimal. It returns ``None`` (use ``calc_price``) for anything
+    else: time-of-day prices, non-integer or negative counts, a negative leaf, an
+    unreported count that genai-prices would refuse to infer, invalid price data.
+    The caches follow genai-prices' current snapshot (``set_custom_snapshot``).
+    """
+
+    _MAX_ENTRIES = 65_536
+
+    def __init__(self, gp: Any) -> None:
+        from genai_prices import data_snapshot, decompose, types, validation
+        from genai_prices.units import _get_registry
+
+        self._get_snapshot = data_snapshot.get_snapshot
+        self._registry = _get_registry()
+        self._collect = types._collect_resolved_model_prices
+        self._validate = validation.validate_priced_units
+        self._is_descendant = decompose.is_descendant_or_self
+        self.calc_unit_price = types.calc_unit_price
+        self._tiered_type = types.TieredPrices
+        self._model_price_type = types.ModelPrice
+        self._time_of_day = types.TimeOfDateConstraint
+        self._usage_type = gp.Usage
+        self._snapshot: Any = None
+        self._models: dict[tuple[str | None, str], Any] = {}
+        self._plans: dict[tuple[Any, ...], _Plan | object] = {}
+        self._time_dependent: dict[int, bool] = {}
+
+    def total(self, kwargs: dict[str, Any], model_ref: str, provider_id: str | None,
+              context: dict[str, str], timestamp: datetime) -> Decimal | object | None:
+        """The total price, :data:`_UNKNOWN_MODEL`, or ``None`` (ask ``calc_price``)."""
+        for value in kwargs.values():
+            if type(value) is not int or value < 0:
+                return None
+        if "input_tokens" not in kwargs:
+            return None
+        snapshot = self._get_snapshot()
+        if snapshot is not self._snapshot:
+            self._models.clear()
+            self._plans.clear()
+            self._time_dependent.clear()
+            self._snapshot = snapshot
+        if len(self._plans) > self._MAX_ENTRIES or len(self._models) > self._MAX_ENTRIES:
+            self._plans.clear()
+            self._models.clear()
+        model_key = (provider_id, model_ref)
+        found = self._models.get(model_key)
+        if found is None:
+            try:
+                found = snapshot.find_provider_model(model_ref, None, provider_id, None)
+            except LookupError:
+                found = _UNKNOWN_MODEL
+            self._models[model_key] = found
+        if found is _UNKNOWN_MODEL:
+            return _UNKNOWN_MODEL
+        provider, model = cast(tuple[Any, Any], found)
+        if self._depends_on_time_of_day(model):
+            return None
+        day = timestamp.date()
+        plan_key = (provider_id, model_ref, tuple(context.items()), day)
+        plan = self._plans.get(plan_key)
+        if plan is None:
+            plan = self._plan(provider, model, context, timestamp)
+            self._plans[plan_key] = plan
+        if not isinstance(plan, _Plan):
+            return None
+        return self._apply(plan, kwargs)
+
+    def _depends_on_time_of_day(self, model: Any) -> bool:
+        key = id(model)
+        answer = self._time_dependent.get(key)
+        if answer is None:
+            constraints: list[Any] = []
+            if not isinstance(model.prices, self._model_price_type):
+                constraints.extend(c.constraint for c in model.prices)
+            constraints.extend(v.constraint for v in model.price_variants or ())
+            answer = any(isinstance(c, self._time_of_day) for c in constraints)
+            self._time_dependent[key] = answer
+        return answer
+
+    def _plan(self, provider: Any, model: Any, context: dict[str, str],
+              timestamp: datetime) -> _Plan | object:
+        """What ``ModelInfo.calc_price`` and ``ModelPrice.calc_price`` decide before usage."""
+        if provider.id == "groq" and model.id in ("whisper-large-v3", "whisper-large-v3-turbo"):
+            return _SLOW  # genai-prices bills a minimum duration for these
+        try:
+            if context and not any(model is m for m in provider.models):
+                model_price = model.get_prices(timestamp)
+            else:
+                model_price = model.get_prices(timestamp, context or None)
+            registry = self._registry
+            for key, value in model_price.__dict__.items():
+                if (not key.startswith("_") and value is not None
+                        and key not in registry._all_price_keys):
+                    return _SLOW  # genai-prices warns and skips it: let it
+            resolved = self._collect(model_price, registry)
+            self._validate(tuple(unit for unit, _ in resolved), registry)
+        except Exception:
+            return _SLOW
+        priced = {unit.usage_key: unit for unit, _ in resolved if unit.usage_key != "requests"}
+        order = sorted(priced.values(), key=lambda unit: (-len(unit.dimensions), unit.usage_key))
+        leaves: list[tuple[str, tuple[str, ...]]] = []
+        done: set[str] = set()
+        for unit in order:
+            below = tuple(d.usage_key for d in order
+                          if d is not unit and self._is_descendant(unit, d))
+            if any(key not in done for key in below):
+                return _SLOW  # genai-prices would fail on this data
+            leaves.append((unit.usage_key, below))
+            done.add(unit.usage_key)
+        return _Plan(
+            entries=tuple((unit.usage_key, price, unit.per, isinstance(price, self._tiered_type))
+                          for unit, price in resolved),
+            leaves=tuple(leaves),
+            tiered=any(isinstance(price, self._tiered_type) for _, price in resolved),
+            leaf_keys=frozenset(priced),
+            unreported_ok={},
+        )
+
+    def _unreported_ok(self, plan: _Plan, kwargs: dict[str, Any]) -> bool:
+        if plan.leaf_keys <= kwargs.keys():
+            return True  # every priced count was reported: nothing to infer
+        reported = tuple(kwargs)
+        positive = tuple(k for k, v in kwargs.items() if v)
+        key = (reported, positive)
+        answer = plan.unreported_ok.get(key)
+        if answer is None:
+            # genai-prices infers an unreported count from the positive reported ones:
+            # 0, or a ValueError. Ask it, once per pattern, with a sample of that pattern.
+            sample = self._usage_type(**{k: (1 if v else 0) for k, v in kwargs.items()})
+            answer = True
+            for leaf, _ in plan.leaves:
+                if leaf not in kwargs:
+                    try:
+                        getattr(sample, leaf)
+                    except ValueError:
+                        answer = False
+                        break
+            plan.unreported_ok[key] = answer
+        return answer
+
+    def _apply(self, plan: _Plan, kwargs: dict[str, Any]) -> Decimal | None:
+        if not self._unreported_ok(plan, kwargs):
+            return None
+        counts: dict[str, int] = {}
+        for key, below in plan.leaves:
+            value = kwargs.get(key, 0)
+            for other in below:
+                value -= counts[other]
+            if value < 0:
+                return None  # genai-prices raises "Invalid usage data: ...": let it say so
+            counts[key] = value
+        total_input = kwargs["input_tokens"] if plan.tiered else 0
+        calc = self.calc_unit_price
+        total = Decimal(0)
+        for key, price, per, tiered in plan.entries:
+            count = 1 if key == "requests" else counts[key]
+            if tiered:
+                total += calc(price, count, total_input, per)
+            else:  # calc_unit_price's own arithmetic for a flat price
+                total += price * Decimal(count) / per
+        return total
 
 
 @dataclass(frozen=True)

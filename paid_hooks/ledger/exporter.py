@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span
@@ -70,13 +70,27 @@ class LedgerSpanExporter(SpanExporter):
 class OwnSpansBatchProcessor(BatchSpanProcessor):
     """A batch processor that only takes this library's own spans.
 
-    Added to an application's tracer provider, it ignores every other span cheaply.
+    Added to an application's tracer provider, it ignores every other span cheaply. In
+    front of a :class:`LedgerSpanExporter` it takes only the spans that carry a ledger
+    record (so not the ``paid.trace`` root spans), and it says so through its
+    ``paid_hooks_ledger_exporter`` attribute: the pipeline builds no span at all when
+    every processor of its tracer is such a ledger processor (see :mod:`paid_hooks._pipeline`).
     """
+
+    def __init__(self, span_exporter: SpanExporter, *args: Any, **kwargs: Any) -> None:
+        super().__init__(span_exporter, *args, **kwargs)
+        self.paid_hooks_ledger_exporter: LedgerSpanExporter | None = (
+            span_exporter if isinstance(span_exporter, LedgerSpanExporter) else None)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
         scope = span.instrumentation_scope
-        if scope is not None and scope.name == SCOPE_NAME:
-            super().on_end(span)
+        if scope is None or scope.name != SCOPE_NAME:
+            return
+        if self.paid_hooks_ledger_exporter is not None:
+            context = span.context
+            if context is None or context.span_id not in _pipeline.PENDING:
+                return  # no ledger record behind it: nothing for the ledger to write
+        super().on_end(span)

@@ -7,7 +7,9 @@ The schema, the row builders and the reports are shared with the other SQL ledge
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -31,8 +33,47 @@ def _pico_total(value: Any) -> Decimal | None:
     return None if value is None else Decimal(value) / PICO
 
 
+_MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+_MAX_ROWS = 256
+_VALUES = re.compile(r"VALUES\s*\((\?(?:\s*,\s*\?)*)\)")
+
+
+@functools.lru_cache(maxsize=64)
+def _multi_row_sql(sql: str, rows: int) -> str:
+    """``sql`` (one ``VALUES (?,...)`` row) inserting ``rows`` rows in one statement."""
+    match = _VALUES.search(sql)
+    if match is None:
+        raise ValueError("not a single-row INSERT ... VALUES (...) statement")
+    row = f"({match.group(1)})"
+    return f"{sql[:match.start()]}VALUES {','.join([row] * rows)}{sql[match.end():]}"
+
+
+def _insert_many(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` with multi-row statements: the same effect as ``executemany``.
+
+    SQLite applies the rows of one ``INSERT ... VALUES (...), (...)`` in order, each
+    against the rows before it (``ON CONFLICT`` included), exactly as ``executemany``
+    would. The difference is the GIL: the sqlite3 module releases it around every
+    statement step, so ``executemany`` gives it up once per row, and a writer thread then
+    waits up to the interpreter's switch interval (5 ms) to get it back from a busy
+    application thread, per row. Chunks of 256, then powers of two, keep the number of
+    distinct statements (and so of compilations) small.
+    """
+    width = len(rows[0])
+    per_statement = max(1, min(_MAX_ROWS, _MAX_VARIABLES // width))
+    start = 0
+    while start < len(rows):
+        left = len(rows) - start
+        count = per_statement if left >= per_statement else 1 << (left.bit_length() - 1)
+        chunk = rows[start:start + count]
+        conn.execute(_multi_row_sql(sql, count),
+                     [value for row in chunk for value in row])
+        start += count
+
+
 SQLITE = Dialect(placeholder="?", id_column="INTEGER PRIMARY KEY", count="INTEGER",
-                 money="TEXT", real="REAL", cost_sum="SUM(cost_pusd)", cost_total=_pico_total)
+                 money="TEXT", real="REAL", cost_sum="SUM(cost_pusd)", cost_total=_pico_total,
+                 materialize=sqlite3.sqlite_version_info >= (3, 35))
 
 
 class SQLiteLedger(SQLLedger):
@@ -76,9 +117,9 @@ class SQLiteLedger(SQLLedger):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 if calls:
-                    conn.executemany(self.dialect.insert_call(), calls)
+                    _insert_many(conn, self.dialect.insert_call(), calls)
                 if signals:
-                    conn.executemany(self.dialect.insert_signal(), signals)
+                    _insert_many(conn, self.dialect.insert_signal(), signals)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
