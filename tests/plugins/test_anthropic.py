@@ -26,7 +26,7 @@ from paid_hooks_anthropic import PaidAnthropic, PaidAsyncAnthropic
 
 MODEL = "claude-sonnet-4-6"
 MESSAGES = [{"role": "user", "content": "Summarise this ticket in one line."}]
-SECRET = "sk-ant-api03-TESTSECRET-0123456789"
+SECRET = "sk-ant-TESTSECRET-42"
 
 
 def expected_cost(u: FakeUsage, model: str = MODEL, *, web_searches: int = 0) -> Decimal:

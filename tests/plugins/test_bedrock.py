@@ -532,7 +532,7 @@ def test_calls_in_one_trace_are_attributed_to_its_signal(paid_ledger, fake_provi
 
 
 def test_no_credentials_or_auth_headers_in_the_ledger(paid_ledger, fake_provider):
-    key_id, secret, token = "AKIAPAIDHOOKSKEYID01", "wJalrXUtnFEMI/K7MDENG/SECRETKEY01", \
+    key_id, secret, token = "AKIA-PAID-HOOKS-KEY-ID", "wJalrXUtnFEMI/K7MDENG/SECRETKEY01", \
         "FwoGZXIvYXdzPAIDHOOKSSESSIONTOKEN01"
     client = paid_client(fake_provider, aws_access_key_id=key_id, aws_secret_access_key=secret,
                          aws_session_token=token)

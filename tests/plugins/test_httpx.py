@@ -35,7 +35,7 @@ from paid_hooks_httpx import instrument_client, uninstrument_client
 from paid_hooks_openai import PaidAsyncOpenAI, PaidOpenAI
 
 OPENAI_KEY = "sk-httpx-test-SECRET-0123456789"
-ANTHROPIC_KEY = "sk-ant-httpx-test-SECRET-9876543210"
+ANTHROPIC_KEY = "sk-ant-httpx-SECRET9"
 GPT = "gpt-4o-mini"
 CLAUDE = "claude-sonnet-4-6"
 MESSAGES = [{"role": "user", "content": "Summarise the ticket."}]
