@@ -34,10 +34,16 @@ def _new_manager() -> pluggy.PluginManager:
     pm.register(pricing.BuiltinPricing(), name="paid_hooks.pricing")
     pm.register(pricing.OVERRIDES, name="paid_hooks.price_overrides")
     _load_entry_points(pm)
-    if os.environ.get("PAID_HOOKS_TRACE") == "1":
+    if hook_tracing_enabled():
         pm.trace.root.setwriter(log.debug)
         pm.enable_tracing()
     return pm
+
+
+def hook_tracing_enabled() -> bool:
+    """Whether hook calls are traced (``PAID_HOOKS_TRACE=1``): every call then goes
+    through the plugin manager, so that the trace shows it."""
+    return os.environ.get("PAID_HOOKS_TRACE") == "1"
 
 
 def _disabled_names() -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import threading
@@ -22,7 +23,7 @@ from paid_hooks.attributes import SCOPE_NAME
 from paid_hooks.ledger import LedgerSpanExporter, open_ledger
 from paid_hooks.ledger.exporter import OwnSpansBatchProcessor
 from paid_hooks.model import AICall, Price, PricedCall, SignalRecord, Unpriced
-from paid_hooks.pricing import OVERRIDES, load_price_overrides
+from paid_hooks.pricing import OVERRIDES, BuiltinPricing, load_price_overrides
 
 __all__ = ["Runtime", "flush", "get_runtime", "initialize_tracing", "runtime_or_none", "shutdown"]
 
@@ -67,6 +68,16 @@ def _price(call: AICall) -> Price | Unpriced | None:
     return result
 
 
+def _price_builtin(builtin: BuiltinPricing, call: AICall) -> Price | Unpriced | None:
+    """What ``hook.price_call`` answers when only the built-in sources are registered:
+    the overrides first, then the bundled prices (without the dispatch's cost)."""
+    if OVERRIDES.entries:
+        answer = OVERRIDES.price_call(call)
+        if answer is not None:
+            return answer
+    return builtin.price_call(call)
+
+
 def _observe_call(record: PricedCall) -> None:
     try:
         _plugins.get_plugin_manager().hook.call_recorded(record=record)
@@ -79,6 +90,23 @@ def _observe_signal(record: SignalRecord) -> None:
         _plugins.get_plugin_manager().hook.signal_recorded(record=record)
     except Exception:
         log.warning("paid_hooks: a signal_recorded hook failed", exc_info=True)
+
+
+def _hooks() -> _pipeline.Hooks:
+    """The worker's hooks for its next batch: plugin dispatch only where a plugin listens."""
+    pm = _plugins.get_plugin_manager()
+    hook = pm.hook
+    builtin = pm.get_plugin("paid_hooks.pricing")
+    price = _price
+    if isinstance(builtin, BuiltinPricing) and not _plugins.hook_tracing_enabled():
+        impls = hook.price_call.get_hookimpls()
+        if all(impl.plugin is builtin or impl.plugin is OVERRIDES for impl in impls):
+            price = functools.partial(_price_builtin, builtin)
+    return _pipeline.Hooks(
+        price=price,
+        observe_call=_observe_call if hook.call_recorded.get_hookimpls() else None,
+        observe_signal=_observe_signal if hook.signal_recorded.get_hookimpls() else None,
+    )
 
 
 def initialize_tracing(
@@ -147,8 +175,7 @@ def initialize_tracing(
         tracer = tracer_provider.get_tracer(SCOPE_NAME, __version__)
         write_direct = (ledger_exporter.write_records if ledger_exporter is not None
                         else (lambda records: None))
-        pipeline = _pipeline.Pipeline(tracer, _price, _observe_call, _observe_signal,
-                                      write_direct)
+        pipeline = _pipeline.Pipeline(tracer, _hooks, write_direct)
         _runtime = Runtime(
             tracer_provider=tracer_provider,
             owns_provider=owns_provider,

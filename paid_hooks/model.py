@@ -89,11 +89,11 @@ class Usage:
 
     def reported_fields(self) -> int:
         """How many counts were reported: used to keep the richest of duplicate records."""
-        count = len(self.units)
-        for name in _USAGE_COUNT_FIELDS:
-            if getattr(self, name) is not None:
-                count += 1
-        return count
+        return len(self.units) + 11 - (
+            self.cache_read_tokens, self.cache_write_tokens, self.cache_write_5m_tokens,
+            self.cache_write_1h_tokens, self.reasoning_tokens, self.input_audio_tokens,
+            self.output_audio_tokens, self.input_image_tokens, self.output_image_tokens,
+            self.input_tokens, self.output_tokens).count(None)
 
     def to_dict(self) -> dict[str, Any]:
         """The reported counts as a JSON-ready dict (``None`` fields left out)."""
@@ -111,7 +111,16 @@ class Usage:
 
     def to_json(self) -> str:
         """:meth:`to_dict` as compact JSON with sorted keys (the ledger's ``usage_json``)."""
-        return _dumps(self.to_dict())
+        if self.units or self.estimated:
+            return _dumps(self.to_dict())
+        parts = []
+        for name in _SORTED_COUNT_FIELDS:  # what _dumps writes, without building a dict
+            value = getattr(self, name)
+            if value is not None:
+                if type(value) is not int:
+                    return _dumps(self.to_dict())
+                parts.append(f'"{name}":{value}')
+        return "{" + ",".join(parts) + "}"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Usage:
@@ -128,6 +137,7 @@ class Usage:
 _USAGE_COUNT_FIELDS: tuple[str, ...] = tuple(
     f.name for f in fields(Usage) if f.name not in ("units", "estimated"))
 """The optional and required token counts of :class:`Usage`, in declaration order."""
+_SORTED_COUNT_FIELDS: tuple[str, ...] = tuple(sorted(_USAGE_COUNT_FIELDS))
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
 

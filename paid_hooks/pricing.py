@@ -71,6 +71,11 @@ _TOKEN_FIELDS: Mapping[str, str] = {
 }
 
 
+_TOKEN_KEYS = frozenset(_TOKEN_FIELDS.values()) | {
+    "cache_write_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens"}
+"""Every genai-prices key :func:`_genai_usage_kwargs` can produce from token counts."""
+
+
 class PriceSource(Protocol):
     """Anything that can price a call: return a Price, an Unpriced reason, or None."""
 
@@ -78,23 +83,34 @@ class PriceSource(Protocol):
 
 
 def _genai_usage_kwargs(usage: Usage) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {}
-    for ours, theirs in _TOKEN_FIELDS.items():
-        value = getattr(usage, ours)
-        if value is not None:
-            kwargs[theirs] = value
-    writes = [usage.cache_write_5m_tokens, usage.cache_write_1h_tokens]
-    if usage.cache_write_tokens is not None or any(w is not None for w in writes):
+    """genai-prices ``Usage`` keyword arguments: the reported counts, under its names."""
+    kwargs: dict[str, Any] = {"input_tokens": usage.input_tokens,
+                              "output_tokens": usage.output_tokens}
+    if usage.cache_read_tokens is not None:
+        kwargs["cache_read_tokens"] = usage.cache_read_tokens
+    if usage.reasoning_tokens is not None:
+        kwargs["output_reasoning_tokens"] = usage.reasoning_tokens
+    if usage.input_audio_tokens is not None:
+        kwargs["input_audio_tokens"] = usage.input_audio_tokens
+    if usage.output_audio_tokens is not None:
+        kwargs["output_audio_tokens"] = usage.output_audio_tokens
+    if usage.input_image_tokens is not None:
+        kwargs["input_image_tokens"] = usage.input_image_tokens
+    if usage.output_image_tokens is not None:
+        kwargs["output_image_tokens"] = usage.output_image_tokens
+    write_5m, write_1h = usage.cache_write_5m_tokens, usage.cache_write_1h_tokens
+    if usage.cache_write_tokens is not None or write_5m is not None or write_1h is not None:
         kwargs["cache_write_tokens"] = (
             usage.cache_write_tokens
             if usage.cache_write_tokens is not None
-            else sum(w or 0 for w in writes)
+            else (write_5m or 0) + (write_1h or 0)
         )
-        if usage.cache_write_5m_tokens is not None:
-            kwargs["cache_write_5m_tokens"] = usage.cache_write_5m_tokens
-        if usage.cache_write_1h_tokens is not None:
-            kwargs["cache_write_1h_tokens"] = usage.cache_write_1h_tokens
-    kwargs.update(usage.units)
+        if write_5m is not None:
+            kwargs["cache_write_5m_tokens"] = write_5m
+        if write_1h is not None:
+            kwargs["cache_write_1h_tokens"] = write_1h
+    if usage.units:
+        kwargs.update(usage.units)
     return kwargs
 
 
@@ -112,6 +128,7 @@ class BuiltinPricing:
         self._lock = threading.Lock()
         self._module: Any = None
         self._known_units: frozenset[str] = frozenset()
+        self._token_keys_known = False
         self._fast: _FastPrices | None = None
         self.label = "genai-prices"
 
@@ -124,6 +141,7 @@ class BuiltinPricing:
                     import genai_prices.types as gp_types
 
                     self._known_units = frozenset(gp_types._reported_usage_keys())
+                    self._token_keys_known = self._known_units >= _TOKEN_KEYS
                     self.label = f"genai-prices {importlib.metadata.version('genai-prices')}"
                     try:
                         self._fast = _FastPrices(genai_prices)
@@ -136,35 +154,37 @@ class BuiltinPricing:
 
     @hookimpl(trylast=True)
     def price_call(self, call: AICall) -> Price | Unpriced | None:
-        assert call.usage is not None
-        gp = self.load()
-        model = call.model
+        usage = call.usage
+        assert usage is not None
+        gp = self._module if self._module is not None else self.load()
+        model = call.response_model or call.request_model
         if not model:
             return Unpriced("no_model")
         provider_id = GENAI_PRICES_PROVIDER_IDS.get(call.provider)
-        kwargs = _genai_usage_kwargs(call.usage)
-        for unit in kwargs:
-            if unit not in self._known_units:
-                unknown_units = sorted(set(kwargs) - self._known_units)
+        kwargs = _genai_usage_kwargs(usage)
+        if usage.units or not self._token_keys_known:
+            unknown_units = sorted(set(kwargs) - self._known_units)
+            if unknown_units:
                 return Unpriced(f"no_price_for_units:{','.join(unknown_units)}")
-        context: dict[str, str] = {}
         if call.batch:
-            context["processing"] = "batch"
-        elif call.service_tier in ("flex", "priority"):
-            context["service_tier"] = call.service_tier
-        timestamp = datetime.fromtimestamp(call.start_time_ns / 1e9, tz=UTC)
+            context_key: tuple[tuple[str, str], ...] = _BATCH
+        elif call.service_tier == "flex" or call.service_tier == "priority":
+            context_key = (("service_tier", call.service_tier),)
+        else:
+            context_key = ()
         fast = self._fast
         if fast is not None:
             try:
-                total = fast.total(kwargs, model, provider_id, context, timestamp)
+                total = fast.total(kwargs, model, provider_id, context_key, call.start_time_ns)
             except Exception:
                 log.debug("paid_hooks: fast pricing failed; using calc_price", exc_info=True)
                 total = None
+            if type(total) is Decimal:
+                return Price(amount=total, price_source=self.label)
             if total is _UNKNOWN_MODEL:
                 return Unpriced("unknown_model")
-            if isinstance(total, Decimal):
-                return Price(amount=total, price_source=self.label)
-        return self._price_slow(gp, kwargs, model, provider_id, context, timestamp)
+        timestamp = datetime.fromtimestamp(call.start_time_ns / 1e9, tz=UTC)
+        return self._price_slow(gp, kwargs, model, provider_id, dict(context_key), timestamp)
 
     def _price_slow(self, gp: Any, kwargs: dict[str, Any], model: str, provider_id: str | None,
                     context: dict[str, str], timestamp: datetime) -> Price | Unpriced:
@@ -183,6 +203,10 @@ class BuiltinPricing:
         return Price(amount=Decimal(result.total_price), price_source=self.label)
 
 
+_BATCH = (("processing", "batch"),)
+
+_NS_PER_DAY = 86_400 * 10**9
+
 _UNKNOWN_MODEL = object()
 """:meth:`_FastPrices.total`: genai-prices has no such model (``calc_price`` would raise
 ``LookupError``)."""
@@ -195,16 +219,17 @@ _SLOW = object()
 class _Plan:
     """Everything about one model's price on one day that does not depend on the usage.
 
-    ``entries``: ``(usage_key, price, per, tiered)`` in the order genai-prices adds them up;
+    ``entries``: ``(usage_key, base price, per, tiers)`` in the order genai-prices adds them
+    up; ``tiers`` (``(start, price)``, highest start first) is empty for a flat price;
     ``leaves``: ``(usage_key, priced descendant keys)`` in genai-prices' leaf order, so
     that a count is what is left after its more specific priced counts are taken out.
     """
 
-    entries: tuple[tuple[str, Any, int, bool], ...]
+    entries: tuple[tuple[str, Decimal, int, tuple[tuple[int, Decimal], ...]], ...]
     leaves: tuple[tuple[str, tuple[str, ...]], ...]
     tiered: bool
     leaf_keys: frozenset[str]
-    unreported_ok: dict[tuple[tuple[str, ...], tuple[str, ...]], bool]
+    unreported_ok: dict[tuple[tuple[str, ...], tuple[bool, ...]], bool]
     """Per (reported keys, positive keys): may unreported priced counts be read as 0?"""
 
 
@@ -231,7 +256,6 @@ class _FastPrices:
         self._collect = types._collect_resolved_model_prices
         self._validate = validation.validate_priced_units
         self._is_descendant = decompose.is_descendant_or_self
-        self.calc_unit_price = types.calc_unit_price
         self._tiered_type = types.TieredPrices
         self._model_price_type = types.ModelPrice
         self._time_of_day = types.TimeOfDateConstraint
@@ -242,22 +266,39 @@ class _FastPrices:
         self._time_dependent: dict[int, bool] = {}
 
     def total(self, kwargs: dict[str, Any], model_ref: str, provider_id: str | None,
-              context: dict[str, str], timestamp: datetime) -> Decimal | object | None:
-        """The total price, :data:`_UNKNOWN_MODEL`, or ``None`` (ask ``calc_price``)."""
+              context_key: tuple[tuple[str, str], ...],
+              start_time_ns: int) -> Decimal | object | None:
+        """The total price, :data:`_UNKNOWN_MODEL`, or ``None`` (ask ``calc_price``).
+
+        ``context_key`` is the genai-prices price context as ``(key, value)`` pairs;
+        prices are looked up for the UTC day of ``start_time_ns``.
+        """
         for value in kwargs.values():
             if type(value) is not int or value < 0:
                 return None
-        if "input_tokens" not in kwargs:
-            return None
         snapshot = self._get_snapshot()
         if snapshot is not self._snapshot:
             self._models.clear()
             self._plans.clear()
             self._time_dependent.clear()
             self._snapshot = snapshot
-        if len(self._plans) > self._MAX_ENTRIES or len(self._models) > self._MAX_ENTRIES:
-            self._plans.clear()
-            self._models.clear()
+        plan_key = (provider_id, model_ref, context_key, start_time_ns // _NS_PER_DAY)
+        plan = self._plans.get(plan_key)
+        if plan is None:
+            if len(self._plans) > self._MAX_ENTRIES or len(self._models) > self._MAX_ENTRIES:
+                self._plans.clear()
+                self._models.clear()
+            plan = self._new_plan(snapshot, model_ref, provider_id, context_key, start_time_ns)
+            self._plans[plan_key] = plan
+        if type(plan) is _Plan:
+            return self._apply(plan, kwargs)
+        return _UNKNOWN_MODEL if plan is _UNKNOWN_MODEL else None
+
+    def _new_plan(self, snapshot: Any, model_ref: str, provider_id: str | None,
+                  context_key: tuple[tuple[str, str], ...],
+                  start_time_ns: int) -> _Plan | object:
+        """The plan of one model, price context and UTC day (or a marker: ask calc_price,
+        or unknown model). Prices that depend on the time of day are never planned."""
         model_key = (provider_id, model_ref)
         found = self._models.get(model_key)
         if found is None:
@@ -270,16 +311,12 @@ class _FastPrices:
             return _UNKNOWN_MODEL
         provider, model = cast(tuple[Any, Any], found)
         if self._depends_on_time_of_day(model):
-            return None
-        day = timestamp.date()
-        plan_key = (provider_id, model_ref, tuple(context.items()), day)
-        plan = self._plans.get(plan_key)
-        if plan is None:
-            plan = self._plan(provider, model, context, timestamp)
-            self._plans[plan_key] = plan
-        if not isinstance(plan, _Plan):
-            return None
-        return self._apply(plan, kwargs)
+            return _SLOW
+        # genai-prices' date constraints compare dates only, so the start of the call's
+        # UTC day chooses the same prices as any moment of that day.
+        day_start = start_time_ns // _NS_PER_DAY * _NS_PER_DAY
+        timestamp = datetime.fromtimestamp(day_start / 1e9, tz=UTC)
+        return self._plan(provider, model, dict(context_key), timestamp)
 
     def _depends_on_time_of_day(self, model: Any) -> bool:
         key = id(model)
@@ -324,7 +361,7 @@ class _FastPrices:
             leaves.append((unit.usage_key, below))
             done.add(unit.usage_key)
         return _Plan(
-            entries=tuple((unit.usage_key, price, unit.per, isinstance(price, self._tiered_type))
+            entries=tuple((unit.usage_key, *self._base_and_tiers(price, unit.per))
                           for unit, price in resolved),
             leaves=tuple(leaves),
             tiered=any(isinstance(price, self._tiered_type) for _, price in resolved),
@@ -332,12 +369,17 @@ class _FastPrices:
             unreported_ok={},
         )
 
+    def _base_and_tiers(self, price: Any, per: int
+                        ) -> tuple[Decimal, int, tuple[tuple[int, Decimal], ...]]:
+        """``(base price, per, tiers)`` of one resolved price (tiers highest first)."""
+        if isinstance(price, self._tiered_type):
+            return price.base, per, tuple((t.start, t.price) for t in reversed(price.tiers))
+        return price, per, ()
+
     def _unreported_ok(self, plan: _Plan, kwargs: dict[str, Any]) -> bool:
         if plan.leaf_keys <= kwargs.keys():
             return True  # every priced count was reported: nothing to infer
-        reported = tuple(kwargs)
-        positive = tuple(k for k, v in kwargs.items() if v)
-        key = (reported, positive)
+        key = (tuple(kwargs), tuple(map(bool, kwargs.values())))  # reported, and positive
         answer = plan.unreported_ok.get(key)
         if answer is None:
             # genai-prices infers an unreported count from the positive reported ones:
@@ -365,15 +407,16 @@ class _FastPrices:
             if value < 0:
                 return None  # genai-prices raises "Invalid usage data: ...": let it say so
             counts[key] = value
-        total_input = kwargs["input_tokens"] if plan.tiered else 0
-        calc = self.calc_unit_price
+        total_input = kwargs["input_tokens"]
         total = Decimal(0)
-        for key, price, per, tiered in plan.entries:
+        for key, price, per, tiers in plan.entries:
             count = 1 if key == "requests" else counts[key]
-            if tiered:
-                total += calc(price, count, total_input, per)
-            else:  # calc_unit_price's own arithmetic for a flat price
-                total += price * Decimal(count) / per
+            if tiers:  # calc_unit_price on TieredPrices: the highest tier crossed, else base
+                for start, tier_price in tiers:
+                    if total_input > start:
+                        price = tier_price
+                        break
+            total += price * Decimal(count) / per  # calc_unit_price's own arithmetic
         return total
 
 

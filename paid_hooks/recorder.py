@@ -60,7 +60,8 @@ class CallHandle:
 
     def __init__(self, *, provider: str, operation: str, request_model: str | None,
                  captured_by: str, streaming: bool, server_address: str | None,
-                 batch: bool, recording: bool) -> None:
+                 batch: bool, recording: bool,
+                 parent: otel_context.Context | None = None) -> None:
         self.provider = provider
         self.operation = operation
         self.request_model = request_model
@@ -72,7 +73,9 @@ class CallHandle:
         """False when another layer records this call (or tracing is off): all no-ops."""
         self.start_time_ns = time.time_ns()
         self.scope = current_scope() if recording else None
-        self.parent = otel_context.get_current() if recording else None
+        if recording and parent is None:
+            parent = otel_context.get_current()
+        self.parent = parent if recording else None
         self._done = not recording
 
     @contextmanager
@@ -201,9 +204,11 @@ def start_call(
     OpenTelemetry instrumentation is suppressed (exporter traffic).
     """
     recording = _IN_FLIGHT.get() is None
+    parent: otel_context.Context | None = None
     if recording:
         try:
-            recording = not otel_context.get_value(_SUPPRESS_KEY)
+            parent = otel_context.get_current()
+            recording = not parent.get(_SUPPRESS_KEY)
         except Exception:
             recording = True
     if recording:
@@ -214,4 +219,5 @@ def start_call(
                     pending.pop()._supersede()
     return CallHandle(provider=provider, operation=operation, request_model=request_model,
                       captured_by=captured_by, streaming=streaming,
-                      server_address=server_address, batch=batch, recording=recording)
+                      server_address=server_address, batch=batch, recording=recording,
+                      parent=parent)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -130,7 +130,7 @@ def signal(
         external_customer_id=customer,
         external_agent_id=agent,
         trace_id=scope.trace_id if scope else 0,
-        idempotency_key=idempotency_key or uuid.uuid4().hex,
+        idempotency_key=idempotency_key or os.urandom(16).hex(),
         enable_cost_tracing=enable_cost_tracing,
         timestamp_ns=time.time_ns(),
         data_json=data_json,

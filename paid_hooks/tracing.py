@@ -20,6 +20,7 @@ import functools
 import inspect
 import json
 import logging
+import random
 import secrets
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from dataclasses import dataclass
@@ -28,7 +29,15 @@ from typing import Any, TypeVar, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
 
 from paid_hooks import _runtime
 from paid_hooks.attributes import PAID_AGENT_ID, PAID_CUSTOMER_ID
@@ -49,6 +58,15 @@ log = logging.getLogger("paid_hooks")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _NOT_ERRORS = (GeneratorExit, StopIteration, StopAsyncIteration)
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+
+
+def _new_id(bits: int) -> int:
+    """A random non-zero id of ``bits`` bits (the SDK's id generator draws them alike)."""
+    value = random.getrandbits(bits)
+    while value == 0:
+        value = random.getrandbits(bits)
+    return value
 
 
 def _require_id(value: Any, name: str) -> str:
@@ -110,16 +128,23 @@ class paid_tracing:
                 link_to = outer.root_span.get_span_context()
             else:
                 link_to = trace.get_current_span().get_span_context()
-            attributes = _metadata_attributes(self.metadata)
-            attributes[PAID_CUSTOMER_ID] = self.external_customer_id
-            attributes[PAID_AGENT_ID] = self.external_agent_id
-            span = runtime.tracer.start_span(
-                "paid.trace",
-                context=otel_context.Context(),
-                kind=SpanKind.INTERNAL,
-                attributes=attributes,
-                links=[Link(link_to)] if link_to.is_valid else None,
-            )
+            span: trace.Span
+            if runtime.pipeline.ledger_only():
+                # Only the ledger would see this span, and it stores no trace spans: a
+                # root context (fresh random ids, as the SDK draws them) is all we need.
+                span = NonRecordingSpan(SpanContext(
+                    trace_id=_new_id(128), span_id=_new_id(64), is_remote=False,
+                    trace_flags=_SAMPLED))
+            else:
+                span = runtime.tracer.start_span(
+                    "paid.trace",
+                    context=otel_context.Context(),
+                    kind=SpanKind.INTERNAL,
+                    attributes=_metadata_attributes(self.metadata) | {
+                        PAID_CUSTOMER_ID: self.external_customer_id,
+                        PAID_AGENT_ID: self.external_agent_id},
+                    links=[Link(link_to)] if link_to.is_valid else None,
+                )
             ctx = span.get_span_context()
             scope = TraceScope(
                 trace_id=ctx.trace_id if ctx.is_valid else secrets.randbits(128),

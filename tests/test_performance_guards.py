@@ -189,3 +189,42 @@ def test_sqlite_multi_row_insert_keeps_executemany_semantics(tmp_path, count):
     assert len(rows) == (count + 1) // 2
     assert all(r["cost_status"] == "priced" for r in rows[: count // 2])
     assert pipeline_module.DIRECT_WRITE_BATCH >= 256
+
+
+class GatedPricing:
+    """A price source that waits for a gate before answering (a stalled worker)."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+
+    @hookimpl(tryfirst=True)
+    def price_call(self, call: Any) -> None:
+        self.gate.wait(10)
+
+
+def test_a_producer_outrunning_the_worker_yields_to_it_and_loses_nothing(tmp_path,
+                                                                         monkeypatch):
+    """Back-pressure instead of unbounded memory: above HIGH_WATER waiting records the
+    recording thread yields to the worker; every record is still written."""
+    monkeypatch.setattr(pipeline_module, "HIGH_WATER", 20)
+    monkeypatch.setattr(pipeline_module, "YIELD_S", 0.0)
+    gated = GatedPricing()
+    pm = get_plugin_manager()
+    pm.register(gated, name="gated-pricing")
+    try:
+        with temporary_ledger(tmp_path) as ledger:
+            pipeline = _runtime.get_runtime().pipeline
+            with paid_tracing("acme", external_agent_id="sdr"):
+                for i in range(100):
+                    _one_call(i)
+                signal("done", enable_cost_tracing=True)
+            waiting = pipeline._queue.qsize()
+            assert waiting > 20 and pipeline.yields >= waiting - 20
+            gated.gate.set()
+            paid_hooks.flush(30)
+            rows = ledger.calls()
+            [sig] = ledger.signals()
+    finally:
+        pm.unregister(name="gated-pricing")
+    assert len(rows) == 100 and {r["cost_status"] for r in rows} == {"priced"}
+    assert sig["ai_calls"] == 100

@@ -55,7 +55,35 @@ def test_nested_other_customer_starts_its_own_linked_trace(paid_ledger, fake_pro
     assert by_event["email_sent"]["external_customer_id"] == "globex"
     assert Decimal(by_event["email_sent"]["cost_usd"]) == expected_cost(FakeUsage(100, 10))
     assert Decimal(by_event["meeting_booked"]["cost_usd"]) == expected_cost(FakeUsage(200, 20))
-    assert inner.root_span.links[0].context.span_id == outer.root_span.get_span_context().span_id
+    # The default set-up (only the ledger sees spans) builds no trace span: a fresh root
+    # context per trace is enough; with an application's provider the roots are real
+    # linked spans (test_setup.py and the test below).
+    for scope in (inner, outer):
+        assert not scope.root_span.is_recording()
+        assert scope.root_span.get_span_context().trace_id == scope.trace_id
+
+
+def test_nested_other_customer_links_its_root_span_to_the_outer_one(tmp_path):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from paid_hooks.testing import temporary_ledger
+
+    exporter = InMemorySpanExporter()
+    app_provider = TracerProvider()
+    app_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with temporary_ledger(tmp_path, tracer_provider=app_provider), \
+            paid_tracing("acme", external_agent_id="sdr"):
+        outer = current_scope()
+        with paid_tracing("globex", external_agent_id="sdr"):
+            inner = current_scope()
+    roots = [s for s in exporter.get_finished_spans() if s.name == "paid.trace"]
+    assert len(roots) == 2
+    [inner_root] = [s for s in roots if s.context.trace_id == inner.trace_id]
+    assert inner_root.parent is None
+    assert inner_root.links[0].context.span_id == outer.root_span.get_span_context().span_id
+    assert inner_root.attributes["paid.external_customer_id"] == "globex"
 
 
 def test_nested_exit_restores_outer_state_after_an_exception():
@@ -208,10 +236,20 @@ def test_paid_tracing_validates_ids():
         paid_tracing("acme", external_agent_id="")
 
 
-def test_metadata_is_recorded_on_the_root_span(paid_ledger):
-    with paid_tracing("acme", external_agent_id="sdr", metadata={"plan": "pro", "seats": 3}):
-        root = current_scope().root_span
+def test_metadata_is_recorded_on_the_root_span(tmp_path):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from paid_hooks.testing import temporary_ledger
+
+    exporter = InMemorySpanExporter()
+    app_provider = TracerProvider()
+    app_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with temporary_ledger(tmp_path, tracer_provider=app_provider), \
+            paid_tracing("acme", external_agent_id="sdr", metadata={"plan": "pro", "seats": 3}):
         assert current_scope().metadata == {"plan": "pro", "seats": 3}
+    [root] = [s for s in exporter.get_finished_spans() if s.name == "paid.trace"]
     assert root.attributes["paid.metadata.plan"] == "pro"
     assert root.attributes["paid.metadata.seats"] == 3
 

@@ -1,0 +1,65 @@
+"""The model's hand-written fast paths give exactly what their plain definitions give."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from decimal import Decimal
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from paid_hooks import Usage
+
+_COUNTS = [f.name for f in fields(Usage) if f.name not in ("units", "estimated")]
+_optional_count = st.one_of(st.none(), st.integers(min_value=0, max_value=10**12))
+
+usages = st.builds(
+    Usage,
+    input_tokens=st.integers(min_value=0, max_value=10**12),
+    output_tokens=st.integers(min_value=0, max_value=10**12),
+    **{name: _optional_count for name in _COUNTS if name not in ("input_tokens",
+                                                                  "output_tokens")},
+    units=st.one_of(st.just({}), st.dictionaries(
+        st.sampled_from(["web_searches", "images", "audio_seconds"]),
+        st.one_of(st.integers(min_value=0, max_value=100),
+                  st.decimals(min_value=0, max_value=100, places=2)), max_size=2)),
+    estimated=st.booleans(),
+)
+
+
+@given(usages)
+def test_reported_fields_counts_every_reported_count(usage: Usage) -> None:
+    expected = len(usage.units) + sum(getattr(usage, name) is not None for name in _COUNTS)
+    assert usage.reported_fields() == expected
+
+
+@given(usages)
+def test_to_json_is_the_sorted_compact_json_of_to_dict(usage: Usage) -> None:
+    expected = json.dumps(usage.to_dict(), sort_keys=True, separators=(",", ":"))
+    assert usage.to_json() == expected
+    assert Usage.from_dict(json.loads(usage.to_json())) == usage
+
+
+def test_to_json_of_a_plain_usage() -> None:
+    usage = Usage(input_tokens=1200, output_tokens=300, cache_read_tokens=200)
+    assert usage.to_json() == (
+        '{"cache_read_tokens":200,"input_tokens":1200,"output_tokens":300}')
+    assert Usage(input_tokens=1, units={"images": Decimal("1.5")}).to_json() == (
+        '{"input_tokens":1,"output_tokens":0,"units":{"images":"1.5"}}')
+
+
+def test_the_pipeline_copies_every_field_of_a_signal_record() -> None:
+    from dataclasses import asdict
+
+    from paid_hooks import SignalRecord
+    from paid_hooks._pipeline import _replace_ids
+
+    record = SignalRecord(event_name="e", external_customer_id="c", external_agent_id="a",
+                          trace_id=0, idempotency_key="k", enable_cost_tracing=True,
+                          timestamp_ns=5, data_json='{"x":1}', cost_tracing_rejected=True,
+                          rejection_reason="r", span_id=0)
+    copied = _replace_ids(record, 7, 9)
+    assert asdict(copied) == asdict(record) | {"trace_id": 7, "span_id": 9}
+    assert all(value not in (None, 0, False) for value in asdict(record).values()
+               if value is not record.trace_id and value is not record.span_id)
