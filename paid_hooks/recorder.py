@@ -25,8 +25,8 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar, Token
 
 from opentelemetry import context as otel_context
 
@@ -78,20 +78,9 @@ class CallHandle:
         self.parent = parent if recording else None
         self._done = not recording
 
-    @contextmanager
-    def exclusive(self) -> Iterator[CallHandle]:
+    def exclusive(self) -> AbstractContextManager[CallHandle]:
         """Run the provider call in this block: lower layers then record nothing."""
-        if not self.recording:
-            yield self
-            return
-        token = _IN_FLIGHT.set(self.captured_by)
-        try:
-            yield self
-        finally:
-            try:
-                _IN_FLIGHT.reset(token)
-            except ValueError:
-                _IN_FLIGHT.set(None)
+        return _Exclusive(self)
 
     @contextmanager
     def fallback(self) -> Iterator[CallHandle]:
@@ -182,6 +171,31 @@ class CallHandle:
             _runtime.get_runtime().pipeline.submit_call(call, self.scope, self.parent)
         except Exception:
             log.warning("paid_hooks: could not record an AI call", exc_info=True)
+
+
+class _Exclusive:
+    """The block of :meth:`CallHandle.exclusive` (a class: cheaper than a generator)."""
+
+    __slots__ = ("_handle", "_token")
+
+    def __init__(self, handle: CallHandle) -> None:
+        self._handle = handle
+        self._token: Token[str | None] | None = None
+
+    def __enter__(self) -> CallHandle:
+        handle = self._handle
+        if handle.recording:
+            self._token = _IN_FLIGHT.set(handle.captured_by)
+        return handle
+
+    def __exit__(self, *exc_info: object) -> None:
+        token = self._token
+        if token is not None:
+            self._token = None
+            try:
+                _IN_FLIGHT.reset(token)
+            except ValueError:
+                _IN_FLIGHT.set(None)
 
 
 def start_call(
