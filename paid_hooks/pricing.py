@@ -240,9 +240,10 @@ class _FastPrices:
     (``decompose.compute_leaf_values``, integer arithmetic), then the arithmetic of
     genai-prices' ``calc_unit_price`` for each price (the tier crossed by the input
     tokens, else the base price; ``price * count / per``), added in the same order from
-    ``Decimal(0)``, so the result is the same Decimal (a hypothesis test checks it). It returns ``None`` (use ``calc_price``) for anything
-    else: time-of-day prices, non-integer or negative counts, a negative leaf, an
-    unreported count that genai-prices would refuse to infer, invalid price data.
+    ``Decimal(0)``, so the result is the same Decimal (a hypothesis test checks it). It
+    returns ``None`` (use ``calc_price``) for anything else: time-of-day prices,
+    non-integer or negative counts, a negative leaf, an unreported count that genai-prices
+    would refuse to infer, invalid price data.
     The caches follow genai-prices' current snapshot (``set_custom_snapshot``).
     """
 

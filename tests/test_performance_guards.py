@@ -207,6 +207,7 @@ def test_a_producer_outrunning_the_worker_yields_to_it_and_loses_nothing(tmp_pat
     """Back-pressure instead of unbounded memory: above HIGH_WATER waiting records the
     recording thread yields to the worker; every record is still written."""
     monkeypatch.setattr(pipeline_module, "HIGH_WATER", 20)
+    monkeypatch.setattr(pipeline_module, "WAKE_AT", 10)
     monkeypatch.setattr(pipeline_module, "YIELD_S", 0.0)
     gated = GatedPricing()
     pm = get_plugin_manager()
@@ -218,7 +219,7 @@ def test_a_producer_outrunning_the_worker_yields_to_it_and_loses_nothing(tmp_pat
                 for i in range(100):
                     _one_call(i)
                 signal("done", enable_cost_tracing=True)
-            waiting = pipeline._queue.qsize()
+            waiting = pipeline.waiting
             assert waiting > 20 and pipeline.yields >= waiting - 20
             gated.gate.set()
             paid_hooks.flush(30)

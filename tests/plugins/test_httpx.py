@@ -591,8 +591,8 @@ def test_the_hook_records_without_another_layer(span_ledger, fake_provider):
     with paid_hooks.paid_tracing("acme", external_agent_id="support"):
         client.chat.completions.create(model=GPT, messages=MESSAGES)
         asyncio.run(claude.messages.create(model=CLAUDE, max_tokens=64, messages=MESSAGES))
+    assert len(ledger.calls()) == 2  # flushes the pipeline first
     assert recorders(exporter) == ["httpx", "httpx"]
-    assert len(ledger.calls()) == 2
 
 
 def test_opentelemetry_suppression_is_honoured(paid_ledger, fake_provider):
