@@ -50,7 +50,7 @@ _MAX_RUNS = 10_000
 _OPENAI_PROVIDERS = frozenset({"openai", "azure.ai.openai"})
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Run:
     handle: paid_hooks.CallHandle
     fallback: AbstractContextManager[Any] | None
@@ -62,7 +62,10 @@ class _Run:
 
 
 _lock = threading.Lock()
-_runs: dict[UUID, _Run] = {}
+_runs: dict[Any, _Run] = {}
+"""Pending runs by :func:`_key` of their run id."""
+_get_running_loop = asyncio.events._get_running_loop
+"""The running loop or None: unlike ``asyncio.current_task()``, never raises (cheaper)."""
 
 
 def _enter_fallback(handle: paid_hooks.CallHandle) -> AbstractContextManager[Any] | None:
@@ -83,10 +86,15 @@ def _exit_fallback(run: _Run) -> None:
             log.debug("paid_hooks: could not leave a LangChain fallback block", exc_info=True)
 
 
-def _take(run_id: UUID) -> _Run | None:
+def _key(run_id: Any) -> Any:
+    """A run id as a dict key: a UUID's int (``UUID.__hash__`` is Python code)."""
+    return run_id.int if type(run_id) is UUID else run_id
+
+
+def _take(run_id: Any) -> _Run | None:
     """Remove a run from the pending runs (once): leave its fallback block, stop its watch."""
     with _lock:
-        run = _runs.pop(run_id, None)
+        run = _runs.pop(_key(run_id), None)
     if run is not None:
         _exit_fallback(run)
         if (run.task is not None and run.on_task_done is not None
@@ -97,10 +105,10 @@ def _take(run_id: UUID) -> _Run | None:
 
 def _watch_task(run: _Run, run_id: UUID) -> None:
     """Close the run when the asyncio task it started in ends without an end event."""
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:
-        return  # no event loop in this thread
+    loop = _get_running_loop()
+    if loop is None:
+        return  # no event loop in this thread (invoke, stream, batch)
+    task = asyncio.current_task(loop)
     if task is None:
         return
 
@@ -193,8 +201,9 @@ class PaidLangChainCallback(BaseCallbackHandler):
             streaming = isinstance(params, dict) and bool(
                 params.get("stream") or params.get("streaming"))
             evicted: _Run | None = None
+            key = _key(run_id)
             with _lock:
-                if run_id in _runs:
+                if key in _runs:
                     return  # another PaidLangChainCallback instance records this run
                 handle = paid_hooks.start_call(
                     provider=provider, operation=operation, request_model=model,
@@ -202,7 +211,7 @@ class PaidLangChainCallback(BaseCallbackHandler):
                 if not handle.recording:
                     return  # a higher layer records this call
                 run = _Run(handle, _enter_fallback(handle), provider, streaming)
-                _runs[run_id] = run
+                _runs[key] = run
                 _watch_task(run, run_id)
                 if len(_runs) > _MAX_RUNS:
                     evicted = _runs.pop(next(iter(_runs)))
@@ -215,7 +224,7 @@ class PaidLangChainCallback(BaseCallbackHandler):
 
     def on_llm_new_token(self, token: Any, *, chunk: Any = None, run_id: UUID,
                          parent_run_id: UUID | None = None, **kwargs: Any) -> None:
-        run = _runs.get(run_id)
+        run = _runs.get(run_id.int if type(run_id) is UUID else run_id)
         if run is not None and not run.streamed:
             run.streamed = True
             run.handle.streaming = True
@@ -243,10 +252,8 @@ class PaidLangChainCallback(BaseCallbackHandler):
         try:
             usage = (_usage.usage_from_message(message)
                      or _usage.usage_from_token_usage(llm_output))
-            model = _usage.served_model(message, llm_output,
-                                        getattr(generation, "generation_info", None))
-            response_id = _usage.response_id(message, llm_output)
-            tier = _usage.service_tier(message, llm_output)
+            model, response_id, tier = _usage.response_details(
+                message, llm_output, getattr(generation, "generation_info", None))
         except Exception:
             handle.usage_unknown("unreadable_response")
             raise

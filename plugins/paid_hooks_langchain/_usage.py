@@ -12,7 +12,7 @@ count it twice.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 import paid_hooks
 from paid_hooks.plugin_kit import as_mapping, count
@@ -21,6 +21,7 @@ __all__ = [
     "is_cache_hit",
     "provider_name",
     "request_model",
+    "response_details",
     "response_id",
     "served_model",
     "service_tier",
@@ -62,12 +63,35 @@ _LC_ID_PREFIXES = ("lc_", "run-")
 _TIERS = ("", "priority_", "flex_")
 """langchain-openai prefixes cache and reasoning details with a priority/flex tier."""
 
+_CACHE_READ_KEYS = tuple(f"{tier}cache_read" for tier in _TIERS)
+_CACHE_CREATION_KEYS = tuple(f"{tier}cache_creation" for tier in _TIERS)
+_REASONING_KEYS = tuple(f"{tier}reasoning" for tier in _TIERS)
 
-def _first_count(details: Mapping[str, Any], key: str) -> int | None:
-    for tier in _TIERS:
-        value = count(details.get(f"{tier}{key}"))
+
+def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    return type(value) is dict or isinstance(value, Mapping)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """:func:`~paid_hooks.plugin_kit.as_mapping`, without the ABC check for a dict."""
+    return value if type(value) is dict else as_mapping(value)
+
+
+def _count(value: Any) -> int | None:
+    """:func:`~paid_hooks.plugin_kit.count`, without a call for ``None`` or an ``int``."""
+    if value is None:
+        return None
+    return value if type(value) is int else count(value)
+
+
+def _first_count(details: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
+    """The first of ``keys`` (one per tier) with a count."""
+    for key in keys:
+        value = details.get(key)
         if value is not None:
-            return value
+            value = value if type(value) is int else count(value)
+            if value is not None:
+                return value
     return None
 
 
@@ -77,15 +101,15 @@ def provider_name(metadata: Any, invocation_params: Any, serialized: Any) -> str
     Tolerates ``metadata=None`` and any missing key; unknown providers pass through
     lower-cased, and nothing at all gives ``"unknown"``.
     """
-    raw = as_mapping(metadata).get("ls_provider")
+    raw = _mapping(metadata).get("ls_provider")
     if not isinstance(raw, str) or not raw:
-        kind = as_mapping(invocation_params).get("_type")
+        kind = _mapping(invocation_params).get("_type")
         if isinstance(kind, str) and kind:
             raw = kind.lower()
             for suffix in ("-chat", "_chat", "-llm", "_llm"):
                 raw = raw.removesuffix(suffix)
         else:
-            path = as_mapping(serialized).get("id")
+            path = _mapping(serialized).get("id")
             raw = path[-2] if isinstance(path, list) and len(path) >= 2 else None
     if not isinstance(raw, str) or not raw:
         return "unknown"
@@ -95,12 +119,12 @@ def provider_name(metadata: Any, invocation_params: Any, serialized: Any) -> str
 
 def request_model(metadata: Any, invocation_params: Any) -> str | None:
     """The requested model: the invocation's ``model`` (or alias keys), else ``ls_model_name``."""
-    params = as_mapping(invocation_params)
+    params = _mapping(invocation_params)
     for key in ("model", "model_name", "model_id", "deployment_name"):
         value = params.get(key)
         if isinstance(value, str) and value:
             return value
-    value = as_mapping(metadata).get("ls_model_name")
+    value = _mapping(metadata).get("ls_model_name")
     return value if isinstance(value, str) and value else None
 
 
@@ -111,49 +135,57 @@ def is_cache_hit(message: Any) -> bool:
     cached message (``BaseChatModel._convert_cached_generations``); no provider adds it.
     """
     usage = getattr(message, "usage_metadata", None)
-    return isinstance(usage, Mapping) and "total_cost" in usage and usage["total_cost"] == 0
+    return _is_mapping(usage) and "total_cost" in usage and usage["total_cost"] == 0
 
 
 def usage_from_message(message: Any) -> paid_hooks.Usage | None:
     """``message.usage_metadata`` (inclusive semantics) as a Usage, or None if absent."""
     usage = getattr(message, "usage_metadata", None)
-    if not isinstance(usage, Mapping):
+    if not _is_mapping(usage):
         return None
-    input_tokens = count(usage.get("input_tokens"))
-    output_tokens = count(usage.get("output_tokens"))
+    input_tokens = _count(usage.get("input_tokens"))
+    output_tokens = _count(usage.get("output_tokens"))
     if input_tokens is None and output_tokens is None:
         return None
-    inputs = as_mapping(usage.get("input_token_details"))
-    outputs = as_mapping(usage.get("output_token_details"))
-    cache_write = _first_count(inputs, "cache_creation")
-    write_5m = count(inputs.get("ephemeral_5m_input_tokens"))
-    write_1h = count(inputs.get("ephemeral_1h_input_tokens"))
-    split = (write_5m or 0) + (write_1h or 0)
-    if split > 0:
-        # langchain-anthropic zeroes the generic key when it copies the TTL split.
-        cache_write = max(cache_write or 0, split)
+    inputs = usage.get("input_token_details")
+    cache_read = cache_write = write_5m = write_1h = input_audio = None
+    if inputs and _is_mapping(inputs):
+        cache_read = _first_count(inputs, _CACHE_READ_KEYS)
+        cache_write = _first_count(inputs, _CACHE_CREATION_KEYS)
+        write_5m = _count(inputs.get("ephemeral_5m_input_tokens"))
+        write_1h = _count(inputs.get("ephemeral_1h_input_tokens"))
+        input_audio = _count(inputs.get("audio"))
+        split = (write_5m or 0) + (write_1h or 0)
+        if split > 0:
+            # langchain-anthropic zeroes the generic key when it copies the TTL split.
+            cache_write = max(cache_write or 0, split)
+    outputs = usage.get("output_token_details")
+    reasoning = output_audio = None
+    if outputs and _is_mapping(outputs):
+        reasoning = _first_count(outputs, _REASONING_KEYS)
+        output_audio = _count(outputs.get("audio"))
     return paid_hooks.Usage(
         input_tokens=input_tokens or 0,
         output_tokens=output_tokens or 0,
-        cache_read_tokens=_first_count(inputs, "cache_read"),
+        cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
         cache_write_5m_tokens=write_5m,
         cache_write_1h_tokens=write_1h,
-        reasoning_tokens=_first_count(outputs, "reasoning"),
-        input_audio_tokens=count(inputs.get("audio")),
-        output_audio_tokens=count(outputs.get("audio")),
+        reasoning_tokens=reasoning,
+        input_audio_tokens=input_audio,
+        output_audio_tokens=output_audio,
     )
 
 
 def usage_from_token_usage(llm_output: Any) -> paid_hooks.Usage | None:
     """The fallback: ``llm_output["token_usage"]`` in OpenAI's (inclusive) key names."""
-    raw = as_mapping(as_mapping(llm_output).get("token_usage"))
+    raw = _mapping(_mapping(llm_output).get("token_usage"))
     prompt = count(raw.get("prompt_tokens"))
     completion = count(raw.get("completion_tokens"))
     if prompt is None and completion is None:
         return None
-    prompt_details = as_mapping(raw.get("prompt_tokens_details"))
-    completion_details = as_mapping(raw.get("completion_tokens_details"))
+    prompt_details = _mapping(raw.get("prompt_tokens_details"))
+    completion_details = _mapping(raw.get("completion_tokens_details"))
     return paid_hooks.Usage(
         input_tokens=prompt or 0,
         output_tokens=completion or 0,
@@ -173,21 +205,44 @@ def response_id(message: Any, llm_output: Any) -> str | None:
     package sets the provider's. Streamed calls do not carry it at all (langchain-openai
     1.7 and langchain-anthropic 1.7 drop it), so this returns None for them.
     """
-    candidates = (
-        as_mapping(getattr(message, "response_metadata", None)).get("id"),
-        as_mapping(llm_output).get("id"),
-        getattr(message, "id", None),
-    )
-    for value in candidates:
+    return _response_id(_mapping(getattr(message, "response_metadata", None)),
+                        _mapping(llm_output), message)
+
+
+def served_model(message: Any, llm_output: Any, generation_info: Any) -> str | None:
+    """The model that answered: ``response_metadata``, then ``llm_output``, then generation info."""
+    return _served_model(_mapping(getattr(message, "response_metadata", None)),
+                         _mapping(llm_output), generation_info)
+
+
+def service_tier(message: Any, llm_output: Any) -> str | None:
+    """The service tier the provider reported (OpenAI ``default``/``flex``/``priority``)."""
+    return _service_tier(_mapping(getattr(message, "response_metadata", None)),
+                         _mapping(llm_output))
+
+
+def response_details(message: Any, llm_output: Any,
+                     generation_info: Any) -> tuple[str | None, str | None, str | None]:
+    """(:func:`served_model`, :func:`response_id`, :func:`service_tier`), read in one go."""
+    metadata = _mapping(getattr(message, "response_metadata", None))
+    output = _mapping(llm_output)
+    return (_served_model(metadata, output, generation_info),
+            _response_id(metadata, output, message), _service_tier(metadata, output))
+
+
+def _response_id(metadata: Mapping[str, Any], llm_output: Mapping[str, Any],
+                 message: Any) -> str | None:
+    for value in (metadata.get("id"), llm_output.get("id"), getattr(message, "id", None)):
         if isinstance(value, str) and value and not value.startswith(_LC_ID_PREFIXES):
             return value
     return None
 
 
-def served_model(message: Any, llm_output: Any, generation_info: Any) -> str | None:
-    """The model that answered: ``response_metadata``, then ``llm_output``, then generation info."""
-    for source in (as_mapping(getattr(message, "response_metadata", None)), as_mapping(llm_output),
-                   as_mapping(generation_info)):
+def _served_model(metadata: Mapping[str, Any], llm_output: Mapping[str, Any],
+                  generation_info: Any) -> str | None:
+    for source in (metadata, llm_output, generation_info):
+        if not source or not _is_mapping(source):
+            continue
         for key in ("model_name", "model"):
             value = source.get(key)
             if isinstance(value, str) and value:
@@ -195,9 +250,8 @@ def served_model(message: Any, llm_output: Any, generation_info: Any) -> str | N
     return None
 
 
-def service_tier(message: Any, llm_output: Any) -> str | None:
-    """The service tier the provider reported (OpenAI ``default``/``flex``/``priority``)."""
-    for source in (as_mapping(getattr(message, "response_metadata", None)), as_mapping(llm_output)):
+def _service_tier(metadata: Mapping[str, Any], llm_output: Mapping[str, Any]) -> str | None:
+    for source in (metadata, llm_output):
         value = source.get("service_tier")
         if isinstance(value, str) and value:
             return value

@@ -44,8 +44,7 @@ from paid_hooks_llamaindex._usage import (
     OPENAI_STREAM_USAGE_HINT,
     estimate_tokens,
     get,
-    is_local,
-    provider_for,
+    local_or_provider,
     request_model,
     usage_from_raw,
 )
@@ -156,14 +155,16 @@ class CallTracker:
         if not span_id:
             log.debug("paid_hooks: a LlamaIndex model call without a span; not recorded")
             return
-        if is_local(model_dict):
-            return
-        provider = provider_for(model_dict)
+        provider = local_or_provider(model_dict)
+        if provider is None:
+            return  # a local model: no provider bills it
         # Calls already open in this same span are siblings (async embedding batches start
         # them all before sending any), not outer calls: keep this start from superseding
         # them by stepping their guards aside while it happens.
-        with self._lock:
-            siblings = [c for c in self._open.get(span_id, ()) if c.guard is not None]
+        siblings: list[_Open] = []
+        if span_id in self._open:
+            with self._lock:
+                siblings = [c for c in self._open.get(span_id, ()) if c.guard is not None]
         for sibling in siblings:
             _release(sibling)
         try:
@@ -306,6 +307,8 @@ class CallTracker:
 
     def span_exit(self, span_id: str, result: Any) -> None:
         """The dispatcher span returned. Streams stay open until their End event."""
+        if span_id not in self._open:
+            return  # most spans are not model calls (a dict look-up is atomic: no lock)
         try:
             with self._lock:
                 calls = list(self._open.get(span_id, ()))
@@ -328,6 +331,8 @@ class CallTracker:
 
     def span_drop(self, span_id: str, err: BaseException | None) -> None:
         """The dispatcher span raised: every call still open in it failed."""
+        if span_id not in self._open:
+            return
         try:
             for call in self._take_all(span_id):
                 _release(call)

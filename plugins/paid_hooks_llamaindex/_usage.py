@@ -19,6 +19,7 @@ __all__ = [
     "estimate_tokens",
     "get",
     "is_local",
+    "local_or_provider",
     "provider_for",
     "usage_from_raw",
 ]
@@ -55,10 +56,28 @@ _LOCAL = ("mock", "huggingfaceembedding", "huggingfacellm", "fastembed", "llamac
           "ollama", "instructorembedding", "clipembedding")
 
 
+_CLASSES: dict[str, tuple[bool, str]] = {}
+"""Class name -> (is local, provider): read once per integration class."""
+_CLASSES_LIMIT = 1024
+
+
+def _class_info(model_dict: Any) -> tuple[bool, str]:
+    name = str(get(model_dict, "class_name") or "")
+    info = _CLASSES.get(name)
+    if info is None:
+        lowered = name.lower().replace("_", "").replace("-", "")
+        local = any(needle in lowered for needle in _LOCAL)
+        provider = next((provider for needle, provider in _PROVIDERS if needle in lowered),
+                        name or "unknown")
+        if len(_CLASSES) >= _CLASSES_LIMIT:
+            _CLASSES.clear()
+        info = _CLASSES[name] = (local, provider)
+    return info
+
+
 def is_local(model_dict: Any) -> bool:
     """True for LlamaIndex classes that call no paid provider (``MockLLM``, ``Ollama``...)."""
-    name = str(get(model_dict, "class_name") or "").lower().replace("_", "").replace("-", "")
-    return any(needle in name for needle in _LOCAL)
+    return _class_info(model_dict)[0]
 
 
 def provider_for(model_dict: Any) -> str:
@@ -69,12 +88,13 @@ def provider_for(model_dict: Any) -> str:
     An unknown class name is returned as is, so the row still says where it came from
     and pricing falls back to matching the model name alone.
     """
-    name = str(get(model_dict, "class_name") or "")
-    lowered = name.lower().replace("_", "").replace("-", "")
-    for needle, provider in _PROVIDERS:
-        if needle in lowered:
-            return provider
-    return name or "unknown"
+    return _class_info(model_dict)[1]
+
+
+def local_or_provider(model_dict: Any) -> str | None:
+    """``None`` when :func:`is_local`, else :func:`provider_for` (one look-up)."""
+    local, provider = _class_info(model_dict)
+    return None if local else provider
 
 
 def request_model(model_dict: Any) -> str | None:

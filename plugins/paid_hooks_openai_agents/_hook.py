@@ -7,9 +7,11 @@ between agents on different models is priced per agent. The call is started in
 the model is called.
 
 Start and end are matched by the identity of the ``(context, agent)`` pair the SDK passes
-to both callbacks, held through weak references (never ``id()``, which Python reuses):
-an entry whose run context has been garbage-collected is dropped, and the list is
-bounded. ``RunHooks`` has no error callback, so a model call that raises never reaches
+to both callbacks, held through weak references: ``id()`` only picks the dict slot, an
+entry matches only while its weak references still return these very objects (so a
+reused id never matches a dead run's entry). Entries whose run context or agent has been
+garbage-collected are swept out (amortised, as the map grows), and the map is bounded.
+``RunHooks`` has no error callback, so a model call that raises never reaches
 ``on_llm_end``: the hook alone records nothing for it (see the README).
 
 Response ids: a Responses model reports ``resp_...``; the Chat Completions model reports
@@ -24,7 +26,6 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from agents import RunHooks
@@ -38,7 +39,6 @@ from paid_hooks_openai_agents._usage import (
     OPERATION,
     agent_model_name,
     canonical_usage,
-    is_zero,
     output_response_id,
     zero_usage_reason,
 )
@@ -48,21 +48,22 @@ __all__ = ["PaidOpenAIAgentsHook"]
 log = logging.getLogger("paid_hooks.openai_agents")
 
 _PENDING_LIMIT = 10_000
+_SWEEP_MIN = 64
+"""Dead entries (their run's model call raised) are swept when the map reaches this size,
+then again at twice the size left after each sweep: amortised O(1) per call."""
+
+_weakref = weakref.ref
 
 
 def _ref(obj: Any) -> Callable[[], Any]:
     try:
-        return weakref.ref(obj)
+        return _weakref(obj)
     except TypeError:
         return lambda: obj
 
 
-@dataclass
-class _Pending:
-    context: Callable[[], Any]
-    agent: Callable[[], Any]
-    handle: paid_hooks.CallHandle
-    key: Key | None
+_Pending = tuple[Callable[[], Any], Callable[[], Any], paid_hooks.CallHandle, Key | None]
+"""(weak ref to the run context, weak ref to the agent, the call's handle, coordination key)."""
 
 
 def _current_key() -> Key | None:
@@ -91,7 +92,8 @@ class PaidOpenAIAgentsHook(RunHooks[Any]):
         super().__init__()
         self.provider = provider
         self._lock = threading.Lock()
-        self._pending: list[_Pending] = []
+        self._pending: dict[tuple[int, int], list[_Pending]] = {}
+        self._sweep_at = _SWEEP_MIN
 
     async def on_llm_start(self, context: Any, agent: Any, system_prompt: Any,
                            input_items: Any) -> None:
@@ -102,7 +104,20 @@ class PaidOpenAIAgentsHook(RunHooks[Any]):
 
     async def on_llm_end(self, context: Any, agent: Any, response: Any) -> None:
         try:
-            self._end(context, agent, response)
+            pending = self._take(context, agent)
+            if pending is None:
+                handle = self._new_handle(agent)
+            else:
+                key = pending[3]
+                if key is not None and coordination.settle(key):
+                    return  # the tracing processor recorded this call
+                handle = pending[2]
+            try:
+                self._record(handle, agent, response)
+            except Exception:
+                log.warning("paid_hooks: openai_agents hook could not read a response",
+                            exc_info=True)
+                handle.usage_unknown("unreadable_response")
         except Exception:
             log.warning("paid_hooks: openai_agents hook could not record a call", exc_info=True)
 
@@ -114,37 +129,50 @@ class PaidOpenAIAgentsHook(RunHooks[Any]):
                                      captured_by=CAPTURED_BY)
 
     def _start(self, context: Any, agent: Any) -> None:
-        handle = self._new_handle(agent)
+        model = getattr(agent, "model", None)
+        handle = paid_hooks.start_call(
+            provider=self.provider, operation=OPERATION,
+            request_model=model if type(model) is str and model else agent_model_name(model),
+            captured_by=CAPTURED_BY)
         key = _current_key() if coordination.processor_active else None
         if key is not None:
             coordination.expect(key, handle.request_model)
-        entry = _Pending(_ref(context), _ref(agent), handle, key)
+        entry: _Pending = (_ref(context), _ref(agent), handle, key)
+        slot = (id(context), id(agent))
+        pending = self._pending
         with self._lock:
-            self._pending = [p for p in self._pending
-                             if p.context() is not None and p.agent() is not None]
-            self._pending.append(entry)
-            if len(self._pending) > _PENDING_LIMIT:
-                del self._pending[0]
+            entries = pending.get(slot)
+            if entries is None or entries[0][0]() is not context or entries[0][1]() is not agent:
+                pending[slot] = [entry]  # new, or a dead run's entry under a reused id
+            else:
+                entries.append(entry)  # the same agent calls its model again before the end
+            if len(pending) >= self._sweep_at:
+                self._sweep()
+            if len(pending) > _PENDING_LIMIT:
+                del pending[next(iter(pending))]  # the oldest
+
+    def _sweep(self) -> None:
+        """Drop the entries of runs that died (lock held)."""
+        pending = self._pending
+        for slot in [slot for slot, entries in pending.items()
+                     if entries[0][0]() is None or entries[0][1]() is None]:
+            del pending[slot]
+        self._sweep_at = max(_SWEEP_MIN, 2 * len(pending))
 
     def _take(self, context: Any, agent: Any) -> _Pending | None:
+        slot = (id(context), id(agent))
         with self._lock:
-            for i, p in enumerate(self._pending):
-                if p.context() is context and p.agent() is agent:
-                    return self._pending.pop(i)
-        return None
-
-    def _end(self, context: Any, agent: Any, response: Any) -> None:
-        pending = self._take(context, agent)
-        key = pending.key if pending is not None else None
-        if key is not None and coordination.settle(key):
-            return  # the tracing processor recorded this call
-        handle = pending.handle if pending is not None else self._new_handle(agent)
-        try:
-            self._record(handle, agent, response)
-        except Exception:
-            log.warning("paid_hooks: openai_agents hook could not read a response",
-                        exc_info=True)
-            handle.usage_unknown("unreadable_response")
+            entries = self._pending.get(slot)
+            if entries is None:
+                return None
+            first = entries[0]
+            if first[0]() is not context or first[1]() is not agent:
+                del self._pending[slot]  # a dead run's entry under a reused id
+                return None
+            if len(entries) == 1:
+                del self._pending[slot]
+                return first
+            return entries.pop(0)
 
     def _record(self, handle: paid_hooks.CallHandle, agent: Any, response: Any) -> None:
         raw_id = getattr(response, "response_id", None)
@@ -159,7 +187,7 @@ class PaidOpenAIAgentsHook(RunHooks[Any]):
         # which differs from the agent's when RunConfig(model=...) overrides it.
         response_model = sent_model if sent_model and sent_model != handle.request_model else None
         usage = canonical_usage(getattr(response, "usage", None))
-        if usage is None or is_zero(usage):
+        if usage is None or (usage.input_tokens == 0 and usage.output_tokens == 0):  # is_zero
             settings = getattr(agent, "model_settings", None)
             reason = zero_usage_reason(
                 streamed=True if streamed else (False if response_id else None),

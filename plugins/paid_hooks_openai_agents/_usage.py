@@ -6,7 +6,7 @@ and safe to call on anything: unreadable input gives ``None``, never an exceptio
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import paid_hooks
@@ -51,19 +51,30 @@ def canonical_usage(usage: Any) -> paid_hooks.Usage | None:
     """
     if usage is None:
         return None
-    input_tokens = count(field(usage, "input_tokens"))
-    output_tokens = count(field(usage, "output_tokens"))
+    if isinstance(usage, Mapping):
+        raw_in, raw_out = usage.get("input_tokens"), usage.get("output_tokens")
+        in_details = usage.get("input_tokens_details")
+        out_details = usage.get("output_tokens_details")
+    else:  # agents.Usage: plain attributes
+        raw_in = getattr(usage, "input_tokens", None)
+        raw_out = getattr(usage, "output_tokens", None)
+        in_details = getattr(usage, "input_tokens_details", None)
+        out_details = getattr(usage, "output_tokens_details", None)
+    # count() for anything but the usual int (exact same result, one call less).
+    input_tokens = raw_in if type(raw_in) is int else count(raw_in)
+    output_tokens = raw_out if type(raw_out) is int else count(raw_out)
     if input_tokens is None and output_tokens is None:
         return None
-    in_details = field(usage, "input_tokens_details")
-    out_details = field(usage, "output_tokens_details")
-    cache_write = count(field(in_details, "cache_write_tokens"))
+    cached = field(in_details, "cached_tokens")
+    cache_write = field(in_details, "cache_write_tokens")
+    reasoning = field(out_details, "reasoning_tokens")
+    cache_write = cache_write if type(cache_write) is int else count(cache_write)
     return paid_hooks.Usage(
         input_tokens=input_tokens or 0,
         output_tokens=output_tokens or 0,
-        cache_read_tokens=count(field(in_details, "cached_tokens")),
+        cache_read_tokens=cached if type(cached) is int else count(cached),
         cache_write_tokens=cache_write or None,
-        reasoning_tokens=count(field(out_details, "reasoning_tokens")),
+        reasoning_tokens=reasoning if type(reasoning) is int else count(reasoning),
     )
 
 

@@ -604,3 +604,67 @@ async def test_no_secret_in_the_ledger(paid_ledger: LedgerView,
     assert len(rows) == 3
     dump = json.dumps(rows + paid_ledger.signals(), default=str)
     assert SECRET not in dump and "Bearer" not in dump
+
+
+# -- the hook's start/end matching (cheap guards: no SDK run needed) ------------------------
+
+
+class _Obj:
+    """Stands in for a run context or an agent (weakly referenceable, unhashable)."""
+
+    __hash__ = None  # type: ignore[assignment]  # like the SDK's dataclasses
+
+    def __init__(self, model: str = MINI) -> None:
+        self.model = model
+
+
+def test_hook_matches_each_start_to_its_own_end_in_order(paid_ledger: LedgerView) -> None:
+    hook = PaidOpenAIAgentsHook()
+    context, agent, other = _Obj(), _Obj(), _Obj("gpt-4o")
+    with paid_tracing("acme", external_agent_id="support"):
+        hook._start(context, agent)
+        hook._start(context, agent)  # the same agent calls its model again before the end
+        hook._start(context, other)
+        first, second = hook._take(context, agent), hook._take(context, agent)
+        assert first is not None and second is not None
+        assert first[2].start_time_ns <= second[2].start_time_ns and first[2] is not second[2]
+        assert hook._take(context, agent) is None
+        taken = hook._take(context, other)
+        assert taken is not None and taken[2].request_model == "gpt-4o"
+    assert hook._pending == {}
+
+
+def test_hook_never_matches_a_dead_runs_entry_under_a_reused_id(
+        paid_ledger: LedgerView) -> None:
+    hook = PaidOpenAIAgentsHook()
+    agent, dead, alive = _Obj(), _Obj(), _Obj()
+    with paid_tracing("acme", external_agent_id="support"):
+        hook._start(dead, agent)
+    [entries] = hook._pending.values()
+    del dead
+    # Python reuses ids: file the dead run's entry under the live context's id.
+    hook._pending = {(id(alive), id(agent)): entries}
+    assert entries[0][0]() is None
+    assert hook._take(alive, agent) is None
+    assert hook._pending == {}
+
+
+def test_hook_drops_entries_of_runs_that_died_and_stays_bounded(
+        paid_ledger: LedgerView, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model call that raises never reaches on_llm_end: its entry must not pile up."""
+    from paid_hooks_openai_agents import _hook
+
+    hook = PaidOpenAIAgentsHook()
+    agent = _Obj()
+    with paid_tracing("acme", external_agent_id="support"):
+        for _ in range(1000):
+            hook._start(_Obj(), agent)  # the context dies at once, as a failed run's does
+        assert len(hook._pending) <= 2 * _hook._SWEEP_MIN
+        monkeypatch.setattr(_hook, "_PENDING_LIMIT", 100)
+        alive = [_Obj() for _ in range(300)]
+        for context in alive:
+            hook._start(context, agent)
+        assert len(hook._pending) == 100
+        assert hook._take(alive[-1], agent) is not None  # the newest are kept
+        assert hook._take(alive[0], agent) is None
+    assert paid_ledger.calls() == []
