@@ -88,6 +88,9 @@ def ingest(calls: int, url: str | None) -> dict[str, Any]:
     paid_hooks.flush(600)
     elapsed = time.perf_counter() - t0
     rows = len(open_ledger(url).calls())
+    from paid_hooks import _runtime
+
+    yields = _runtime.get_runtime().pipeline.yields
     paid_hooks.shutdown()
     out = {
         "backend": url.split(":", 1)[0],
@@ -97,6 +100,7 @@ def ingest(calls: int, url: str | None) -> dict[str, Any]:
         "calls_per_s": calls / elapsed,
         "producer_calls_per_s": calls / produced,
         "producer_cpu_us_per_call": producer_cpu / calls * 1e6,
+        "producer_yields_to_worker": yields,
     }
     out.update(_write_rate(url if not url.startswith("sqlite") else
                            f"sqlite:///{tmp}/write-only.db", min(calls, 200_000)))
@@ -219,13 +223,13 @@ def memory(traces: int) -> dict[str, Any]:
 
     from paid_hooks import _pipeline, _runtime
 
-    queue = _runtime.get_runtime().pipeline._queue
+    pipeline = _runtime.get_runtime().pipeline
     peak = [0]
 
     async def run(first: int, n: int) -> None:
         for start in range(first, first + n, 500):
             await asyncio.gather(*(one(i) for i in range(start, min(first + n, start + 500))))
-            peak[0] = max(peak[0], queue.qsize())
+            peak[0] = max(peak[0], pipeline.waiting)
 
     def settle() -> tuple[float, int]:
         paid_hooks.flush(600)
@@ -244,7 +248,8 @@ def memory(traces: int) -> dict[str, Any]:
             "growth_mb": after - before, "rss_before_drain_mb": rss_before_drain,
             "peak_queued_records": peak[0],
             "python_blocks_retained_per_trace": (blocks_after - blocks_before) / traces,
-            "pending_side_table": len(_pipeline.PENDING), "traces_per_s": traces / elapsed}
+            "pending_side_table": len(_pipeline.PENDING), "traces_per_s": traces / elapsed,
+            "producer_yields_to_worker": _runtime.get_runtime().pipeline.yields}
 
 
 _IMPORT_PROBE = """

@@ -125,6 +125,79 @@ def calls_section(runs: int, calls: int, warmup: int) -> dict[str, Any]:
     return results
 
 
+def instructions_section(calls: int, warmup: int) -> dict[str, Any]:
+    """Instructions per call under callgrind (two valgrind processes at a time)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sys.path.insert(0, str(HERE))
+    import _instructions
+
+    reason = _instructions.available()
+    if reason is not None:
+        return {"not_measured": reason}
+    jobs = []
+    for provider in ("openai", "anthropic"):
+        contenders = ["bare", "wrapper", "auto", "httpx"] + [
+            peer for peer, packages in PEER_PACKAGES.items() if _installed(packages[provider])]
+        jobs += [(provider, contender, workload) for contender in contenders
+                 for workload in ("sync", "stream", "async")]
+
+    def one(job: tuple[str, str, str]) -> tuple[tuple[str, str, str], dict[str, Any]]:
+        provider, contender, workload = job
+        _log(f"instructions: {provider} {contender} {workload}")
+        result = _child("_instructions.py", "--provider", provider, "--contender", contender,
+                        "--workloads", workload, "--calls", str(calls), "--warmup",
+                        str(warmup), timeout=3600)
+        return job, result["workloads"][workload]
+
+    out: dict[str, Any] = {"calls": calls, "warmup": warmup, "results": {}}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for (provider, contender, workload), counts in pool.map(one, jobs):
+            out["results"].setdefault(provider, {}).setdefault(workload, {})[contender] = counts
+    return out
+
+
+def instructions_table(section: dict[str, Any], call_rows: list[dict[str, Any]]) -> str:
+    """Overhead in instructions per call; µs at the bare SDK's own speed when measured."""
+    if "not_measured" in section:
+        return f"Instruction counts: not measured ({section['not_measured']})."
+    bare_us = {(r["group"], r["workload"]): r["cpu_median_us"] for r in call_rows
+               if r["contender"] == "bare"}
+    lines = [
+        "| SDK | workload | contender | instructions per call | overhead: caller thread | "
+        "overhead: background threads | overhead: total | ≈ µs, caller | ≈ µs, total | "
+        "≤ 50 µs (total) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for provider, workloads in section["results"].items():
+        for workload, contenders in workloads.items():
+            bare = contenders["bare"]
+            native = bare_us.get((provider, workload))
+            rate = bare["instructions_per_call"] / native if native else None
+            for contender, counts in contenders.items():
+                if contender == "bare":
+                    lines.append(f"| {provider} | {workload} | bare | "
+                                 f"{bare['instructions_per_call']:,.0f} | — | — | — | — | — "
+                                 f"| {'' if rate is None else f'{rate:,.0f} instructions/µs'} |")
+                    continue
+                caller = (counts["caller_instructions_per_call"]
+                          - bare["caller_instructions_per_call"])
+                background = (counts["background_instructions_per_call"]
+                              - bare["background_instructions_per_call"])
+                total = caller + background
+                peer = contender in PEER_PACKAGES
+                verdict = "(peer)" if peer else (
+                    "—" if rate is None else
+                    "met" if total / rate <= TARGET_OVERHEAD_US else "**missed**")
+                lines.append(
+                    f"| {provider} | {workload} | {contender} | "
+                    f"{counts['instructions_per_call']:,.0f} | {caller:,.0f} | "
+                    f"{background:,.0f} | {total:,.0f} | "
+                    f"{'—' if rate is None else _us(caller / rate)} | "
+                    f"{'—' if rate is None else _us(total / rate)} | {verdict} |")
+    return "\n".join(lines)
+
+
 def frameworks_section(runs: int, calls: int, warmup: int) -> dict[str, Any]:
     cases = {"langchain": ["bare", "paid"] + (["langfuse"] if _installed("langfuse") else []),
              "agents": ["bare", "paid"]}
@@ -306,8 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few runs, few calls (smoke)")
     parser.add_argument("--runs", type=int, help="runs per contender (default 5; quick 2)")
     parser.add_argument("--calls", type=int, help="timed calls per run (default 2000)")
-    parser.add_argument("--sections", default="calls,frameworks,ingest,reports,memory,import,"
-                        "pricing", help="comma-separated subset")
+    parser.add_argument("--sections", default="calls,instructions,frameworks,ingest,reports,"
+                        "memory,import,pricing", help="comma-separated subset")
     parser.add_argument("--out", default=str(HERE / "results.json"),
                         help="where to write the raw results (JSON)")
     args = parser.parse_args(argv)
@@ -324,6 +397,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                       else sys.argv[1:])])}
     if "calls" in sections:
         results["calls"] = calls_section(runs, calls, warmup)
+    if "instructions" in sections:
+        results["instructions"] = instructions_section(50 if quick else 200,
+                                                       20 if quick else 100)
     if "frameworks" in sections:
         results["frameworks"] = frameworks_section(runs, calls, warmup // 2)
     if "ingest" in sections:
@@ -381,6 +457,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{results['elapsed_s'] / 60:.1f} min\n")
     if call_rows:
         print(calls_table(call_rows) + "\n")
+    if "instructions" in results:
+        print(instructions_table(results["instructions"], call_rows) + "\n")
     if framework_rows:
         print(calls_table(framework_rows) + "\n")
     for section in ("calls", "frameworks"):

@@ -1,0 +1,188 @@
+"""Per-call cost in CPU instructions (valgrind's callgrind): immune to a busy machine.
+
+Wall-clock medians on a shared 2-core machine move by 100 µs or more from run to run;
+an instruction count does not (the same code path executes the same instructions,
+whatever else the machine is doing). This measures, for each contender and workload,
+the instructions executed per call by the WHOLE process (the caller's thread, the
+paid-hooks pipeline worker pricing and writing the ledger, span processor threads),
+between a start and a stop marker placed around ``--calls`` calls made after a warm-up
+(and after the warm-up's background work was drained). The background work of the timed
+calls is drained before the stop marker, so it is counted in full. One valgrind process
+per contender and workload.
+
+Run by ``run.py`` (section ``instructions``; needs ``valgrind`` and a C compiler with
+``valgrind/callgrind.h``, else the section reports itself not measured)::
+
+    python benchmarks/_instructions.py --provider openai --contender wrapper
+
+prints one JSON object: instructions per call, per workload: in total, on the caller's
+thread, and on every other thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+_MARKERS_C = r"""
+#include <valgrind/callgrind.h>
+void bench_start(void) { CALLGRIND_START_INSTRUMENTATION; }
+void bench_stop(void) { CALLGRIND_STOP_INSTRUMENTATION; }
+"""
+
+
+def available() -> str | None:
+    """Why the instruction counts cannot be measured here, or ``None`` when they can."""
+    if shutil.which("valgrind") is None:
+        return "valgrind not installed"
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        return "no C compiler"
+    if not Path("/usr/include/valgrind/callgrind.h").exists():
+        return "valgrind/callgrind.h not found"
+    return None
+
+
+def _markers(directory: str) -> ctypes.CDLL:
+    source = Path(directory) / "markers.c"
+    library = Path(directory) / "markers.so"
+    if not library.exists():
+        source.write_text(_MARKERS_C)
+        compiler = shutil.which("cc") or "gcc"
+        subprocess.run([compiler, "-shared", "-fPIC", "-O1", "-o", str(library), str(source)],
+                       check=True)
+    return ctypes.CDLL(str(library))
+
+
+def child(provider: str, contender: str, calls: int, warmup: int, workload: str,
+          build_dir: str) -> None:
+    """Inside valgrind: set up as ``_calls.py`` does, then count one workload's calls."""
+    import asyncio
+
+    import _calls
+
+    lib = _markers(build_dir)
+    from _mock import scratch_dir
+
+    tmp = scratch_dir()
+    if contender in _calls.PAID:
+        import paid_hooks
+
+        paid_hooks.initialize_tracing(ledger=f"sqlite:///{tmp}/ledger.db")
+        if contender == "auto":
+            paid_hooks.instrument(provider)
+    elif contender in _calls.PEERS:
+        tracer_provider = _calls._instrument_peer(provider, contender)
+    sync_client, async_client = _calls._clients(provider, contender)
+    functions = _calls._call_functions(provider, sync_client, async_client)
+    if contender in _calls.PAID:
+        import paid_hooks
+
+        paid_hooks.paid_tracing("bench-customer", external_agent_id="bench-agent").__enter__()
+
+    def drain() -> None:
+        if contender in _calls.PAID:
+            import paid_hooks
+
+            paid_hooks.flush(600)
+        elif contender in _calls.PEERS:
+            tracer_provider.force_flush()
+
+    fn = functions[workload]
+    if workload == "async":
+        async def run(n: int) -> None:
+            for _ in range(n):
+                await fn()
+
+        asyncio.run(run(warmup))
+        drain()
+        lib.bench_start()
+        asyncio.run(run(calls))
+    else:
+        for _ in range(warmup):
+            fn()
+        drain()
+        lib.bench_start()
+        for _ in range(calls):
+            fn()
+    drain()
+    lib.bench_stop()
+
+
+_TOTALS = re.compile(r"^totals:\s+(\d+)", re.MULTILINE)
+
+
+def _per_thread(directory: str) -> dict[str, int]:
+    """Instructions counted per thread (callgrind writes one file per thread at exit)."""
+    out: dict[str, int] = {}
+    for path in sorted(Path(directory).glob("callgrind.out-*")):
+        total = _TOTALS.search(path.read_text(errors="replace"))
+        if total is not None:
+            out[path.name.rsplit("-", 1)[1]] = int(total.group(1))
+    return out
+
+
+def measure(provider: str, contender: str, calls: int, warmup: int,
+            workload: str) -> dict[str, Any]:
+    """One valgrind process: instructions per call of one contender and workload."""
+    with tempfile.TemporaryDirectory(prefix="paid-hooks-cg-") as directory:
+        _markers(directory)  # compile outside valgrind
+        command = [
+            "valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes",
+            f"--callgrind-out-file={directory}/callgrind.out", sys.executable, __file__,
+            "--child", "--provider", provider, "--contender", contender,
+            "--calls", str(calls), "--warmup", str(warmup),
+            "--workloads", workload, "--build-dir", directory,
+        ]
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=3600)
+        threads = _per_thread(directory)
+    caller = threads.get("01", 0)
+    return {
+        "instructions_per_call": sum(threads.values()) / calls,
+        "caller_instructions_per_call": caller / calls,
+        "background_instructions_per_call": (sum(threads.values()) - caller) / calls,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--provider", choices=("openai", "anthropic"), required=True)
+    parser.add_argument("--contender", required=True)
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--workloads", default="sync,stream,async")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--build-dir", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    workloads = args.workloads.split(",")
+    if args.child:
+        child(args.provider, args.contender, args.calls, args.warmup, workloads[0],
+              args.build_dir)
+        return
+    reason = available()
+    if reason is not None:
+        sys.stdout.write(json.dumps({"not_measured": reason}) + "\n")
+        return
+    result: dict[str, Any] = {"provider": args.provider, "contender": args.contender,
+                              "calls": args.calls, "workloads": {}}
+    for workload in workloads:
+        result["workloads"][workload] = measure(args.provider, args.contender, args.calls,
+                                                args.warmup, workload)
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
