@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from paid_hooks.ledger._common import LedgerError, SQLLedger
-from paid_hooks.ledger.exporter import LedgerSpanExporter
 from paid_hooks.ledger.sqlite import SQLiteLedger
 
 if TYPE_CHECKING:
+    from paid_hooks.ledger.exporter import LedgerSpanExporter
     from paid_hooks.ledger.postgres import PostgresLedger
 
 __all__ = ["LedgerError", "LedgerSpanExporter", "PostgresLedger", "SQLLedger", "SQLiteLedger",
@@ -72,4 +72,8 @@ def _postgres_ledger_class() -> type[PostgresLedger]:
 def __getattr__(name: str) -> Any:
     if name == "PostgresLedger":
         return _postgres_ledger_class()
+    if name == "LedgerSpanExporter":  # imported on use: it needs the OpenTelemetry SDK,
+        from paid_hooks.ledger.exporter import LedgerSpanExporter  # the CLI does not
+
+        return LedgerSpanExporter
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,6 +17,7 @@ from openai import OpenAI
 import paid_hooks
 from paid_hooks import CostStatus, Usage, paid_tracing, signal
 from paid_hooks.ledger import LedgerError, SQLiteLedger, open_ledger
+from paid_hooks.ledger._common import SCHEMA_VERSION
 from paid_hooks.testing import FakeReply, FakeUsage, temporary_ledger
 from paid_hooks_openai import PaidOpenAI
 
@@ -105,7 +106,7 @@ def test_schema_is_created_once_with_its_version(pg, postgres_server, postgres_u
     assert isinstance(again, PostgresLedger) and len(again.calls()) == 1
     again.close()
     with psycopg.connect(postgres_url) as conn:
-        assert conn.execute("SELECT value FROM meta").fetchall() == [("1",)]
+        assert conn.execute("SELECT value FROM meta").fetchall() == [(str(SCHEMA_VERSION),)]
         schema = conn.execute("SELECT current_schema()").fetchone()[0]
         types = dict(conn.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
