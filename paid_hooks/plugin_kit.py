@@ -24,7 +24,11 @@ Wrapping and patching an SDK:
 Reading SDK objects and JSON (no provider semantics here: each plugin normalises usage
 itself):
 
-* :func:`field`: reads a field from an SDK object or from a plain mapping alike;
+* :func:`field`: reads a field from an SDK object or from a plain mapping alike (cheaply
+  for an SDK's pydantic object, even when the field is absent); :func:`field_reader` reads
+  several at once; :func:`has_attribute` is ``hasattr`` with the same care;
+* :func:`declares_fields` / :func:`reads_from_dict`: whether an SDK class allows a faster
+  direct read (``attrgetter``, ``obj.__dict__``), decided once at import;
 * :func:`as_mapping` / :func:`as_str`: a mapping (else an empty one), a non-empty
   string (else ``None``);
 * :func:`count` / :func:`number_count`: a token count, or ``None`` when there is none.
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import operator
 import sys
 import threading
 import weakref
@@ -56,12 +61,16 @@ __all__ = [
     "call_exclusive",
     "call_exclusive_async",
     "count",
+    "declares_fields",
     "field",
+    "field_reader",
+    "has_attribute",
     "instrument_hooks",
     "lazy_exports",
     "mixin_view",
     "number_count",
     "on_collect",
+    "reads_from_dict",
     "recording_method",
 ]
 
@@ -236,35 +245,52 @@ class MethodPatcher:
 
 def recording_method(record: Callable[..., Any], context: Callable[[Any], Any] | None = None,
                      *, asynchronous: bool = False,
-                     bypass: Callable[[], bool] | None = None) -> Callable[[Any], Any]:
+                     bypass: Callable[[], bool] | None = None,
+                     patcher: MethodPatcher | None = None) -> Callable[[Any], Any]:
     """A ``make`` for :meth:`MethodPatcher.patch` that routes a method through ``record``.
 
     ``make(original)`` returns a function (``async`` when ``asynchronous``) with
     ``original``'s metadata that calls ``record(functools.partial(original, self), args,
     kwargs)``, plus ``context(self)`` as a fourth argument when ``context`` is given, and
-    returns (or awaits and returns) its result. While ``bypass()`` is true the original is
-    called straight through instead, recording nothing.
+    returns (or awaits and returns) its result. While ``bypass()`` is true, or while
+    ``patcher`` is given and not :attr:`~MethodPatcher.active` (a reference kept after
+    ``unpatch``), the original is called straight through instead, recording nothing.
     """
-
-    def extra(instance: Any) -> tuple[Any, ...]:
-        return () if context is None else (context(instance),)
+    partial = functools.partial
 
     def make(original: Any) -> Any:
         if asynchronous:
-            @functools.wraps(original)
-            async def patched_async(self: Any, *args: Any, **kwargs: Any) -> Any:
-                if bypass is not None and bypass():
-                    return await original(self, *args, **kwargs)
-                return await record(functools.partial(original, self), args, kwargs,
-                                    *extra(self))
+            if context is None:
+                @functools.wraps(original)
+                async def patched_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+                    if (patcher is not None and not patcher._originals) or (
+                            bypass is not None and bypass()):
+                        return await original(self, *args, **kwargs)
+                    return await record(partial(original, self), args, kwargs)
+            else:
+                @functools.wraps(original)
+                async def patched_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+                    if (patcher is not None and not patcher._originals) or (
+                            bypass is not None and bypass()):
+                        return await original(self, *args, **kwargs)
+                    return await record(partial(original, self), args, kwargs, context(self))
 
             return patched_async
 
-        @functools.wraps(original)
-        def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if bypass is not None and bypass():
-                return original(self, *args, **kwargs)
-            return record(functools.partial(original, self), args, kwargs, *extra(self))
+        if context is None:
+            @functools.wraps(original)
+            def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
+                if (patcher is not None and not patcher._originals) or (
+                        bypass is not None and bypass()):
+                    return original(self, *args, **kwargs)
+                return record(partial(original, self), args, kwargs)
+        else:
+            @functools.wraps(original)
+            def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
+                if (patcher is not None and not patcher._originals) or (
+                        bypass is not None and bypass()):
+                    return original(self, *args, **kwargs)
+                return record(partial(original, self), args, kwargs, context(self))
 
         return patched
 
@@ -318,18 +344,198 @@ def on_collect(obj: object, callback: Callable[..., Any], *args: Any) -> weakref
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
+# How :func:`field` reads an object, decided once per class (``_KINDS``): a mapping is read
+# with ``.get``; a pydantic v2 model (the SDKs' objects) from its ``__dict__`` and
+# ``__pydantic_extra__``, which is what ``getattr`` finds there, minus the cost of
+# pydantic's ``__getattr__`` raising ``AttributeError`` for an absent field (microseconds);
+# anything else with ``getattr``. For a pydantic class the entry is a dict ``name -> True``
+# when that shortcut gives exactly ``getattr``'s answer (the class has no attribute of that
+# name and it is not a private attribute), else ``False``.
+_MAPPING = object()
+_PLAIN = object()
+_KINDS: dict[type, Any] = {}
+_KINDS_LIMIT = 1024
+"""Beyond this many classes the cache starts over (classes made on the fly, mocks)."""
+_MISSING = object()
+
+
+def _is_pydantic_model(cls: type) -> bool:
+    """A pydantic v2 model class with pydantic's own attribute lookup."""
+    base = getattr(sys.modules.get("pydantic.main"), "BaseModel", None)
+    return (base is not None and isinstance(cls, type) and issubclass(cls, base)
+            and getattr(cls, "__getattr__", None) is getattr(base, "__getattr__", None)
+            and cls.__getattribute__ is object.__getattribute__)  # type: ignore[comparison-overlap]
+
+
+def _classify(obj: Any, cls: type) -> Any:
+    if isinstance(obj, Mapping):
+        kind: Any = _MAPPING
+    else:
+        kind = {} if _is_pydantic_model(cls) else _PLAIN
+    if obj.__class__ is cls:  # an object lying about its class is classified every time
+        if len(_KINDS) >= _KINDS_LIMIT:
+            _KINDS.clear()
+        _KINDS[cls] = kind
+    return kind
+
+
+def _direct(plan: dict[str, bool], cls: type, name: str) -> bool:
+    """Whether ``getattr`` finds ``name`` on a ``cls`` model only in its ``__dict__`` or
+    ``__pydantic_extra__`` (no class attribute, not a private attribute); cached."""
+    direct = plan.get(name)
+    if direct is None:
+        direct = plan[name] = not hasattr(cls, name) and name not in getattr(
+            cls, "__private_attributes__", ())
+    return direct
+
+
+def _pydantic_get(obj: Any, plan: dict[str, bool], name: str, missing: Any) -> Any:
+    """``getattr(obj, name, missing)`` for a pydantic model, without raising inside."""
+    direct = plan.get(name)
+    if direct is None:
+        direct = _direct(plan, type(obj), name)
+    if direct:
+        values = obj.__dict__
+        if name in values:
+            return values[name]
+        try:
+            extra = obj.__pydantic_extra__
+        except AttributeError:
+            extra = None
+        if extra and name in extra:
+            return extra[name]
+        return missing
+    return getattr(obj, name, missing)
+
 
 def field(obj: Any, name: str, default: Any = None) -> Any:
     """``obj[name]`` for a mapping, ``obj.name`` otherwise; ``default`` when absent or None."""
     if obj is None:
         return default
-    value = obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+    cls = type(obj)
+    if cls is dict:
+        value = obj.get(name)
+    else:
+        kind = _KINDS.get(cls)
+        if kind is None:
+            kind = _classify(obj, cls)
+        if kind is _MAPPING:
+            value = obj.get(name)
+        elif kind is _PLAIN:
+            value = getattr(obj, name, None)
+        else:
+            value = _pydantic_get(obj, kind, name, None)
     return default if value is None else value
+
+
+def has_attribute(obj: Any, name: str) -> bool:
+    """``hasattr(obj, name)``, cheap for an SDK (pydantic) object that lacks the attribute."""
+    kind = _KINDS.get(type(obj))
+    if kind is None:
+        kind = _classify(obj, type(obj))
+    if kind is _MAPPING or kind is _PLAIN:
+        return hasattr(obj, name)
+    return _pydantic_get(obj, kind, name, _MISSING) is not _MISSING
+
+
+_BY_FIELD = 0
+"""``field_reader`` modes: one :func:`field` call per name (mappings, odd objects)."""
+_BY_ATTRGETTER = 1
+"""One ``operator.attrgetter`` call (plain objects, pydantic models declaring every name)."""
+_BY_DICT = 2
+"""From the pydantic model's ``__dict__`` / ``__pydantic_extra__`` (some names undeclared)."""
+
+
+def _read_mode(obj: Any, cls: type, names: tuple[str, ...]) -> int:
+    """How ``field_reader`` reads ``names`` from a ``cls`` object (decided once per class)."""
+    kind = _KINDS.get(cls)
+    if kind is None:
+        kind = _classify(obj, cls)
+    if kind is _MAPPING:
+        return _BY_FIELD
+    if kind is _PLAIN:
+        return _BY_ATTRGETTER
+    declared = getattr(cls, "__pydantic_fields__", None) or {}
+    if all(name in declared for name in names):
+        return _BY_ATTRGETTER
+    if all(_direct(kind, cls, name) for name in names):
+        return _BY_DICT  # no name is a class attribute or a private one: getattr reads these
+    return _BY_FIELD
+
+
+def declares_fields(cls: Any, *names: str) -> bool:
+    """True when ``cls`` is a pydantic model class declaring every one of ``names`` as a field.
+
+    For such a class (an SDK's response types) reading those attributes directly, with
+    ``operator.attrgetter`` and a fallback on ``AttributeError``, gives :func:`field`'s
+    answers: use it to pick a fast path once, at import time.
+    """
+    declared = getattr(cls, "__pydantic_fields__", None)
+    return isinstance(declared, dict) and all(name in declared for name in names)
+
+
+def reads_from_dict(cls: Any, *names: str) -> bool:
+    """True when, on a ``cls`` object, ``getattr`` of each of ``names`` is the value in the
+    object's ``__dict__`` when that holds the name: a pydantic model class that declares
+    the names as fields, with no class or private attribute of those names.
+
+    Then ``obj.__dict__[name]`` (with a fallback on ``KeyError``) reads what :func:`field`
+    reads, and costs less than an attribute lookup: a fast path to pick at import time.
+    """
+    if not (_is_pydantic_model(cls) and declares_fields(cls, *names)):
+        return False
+    private = getattr(cls, "__private_attributes__", ())
+    return not any(hasattr(cls, name) or name in private for name in names)
+
+
+def field_reader(*names: str) -> Callable[[Any], tuple[Any, ...]]:
+    """A function reading several fields at once: ``field_reader("a", "b")(obj)`` is
+    ``(field(obj, "a"), field(obj, "b"))`` (``None`` for each absent one).
+
+    For an SDK (pydantic) object, or a plain object, the values are read without one
+    :func:`field` call per name (one ``operator.attrgetter`` call when the class declares
+    them all); how is decided once per class.
+    """
+    if len(names) < 2:
+        raise ValueError("field_reader reads two fields or more; use field() for one")
+    get = operator.attrgetter(*names)
+    nones = (None,) * len(names)
+    modes: dict[type, int] = {}
+
+    def read(obj: Any) -> tuple[Any, ...]:
+        if obj is None:
+            return nones
+        cls = type(obj)
+        mode = modes.get(cls)
+        if mode is None:
+            mode = _read_mode(obj, cls, names)
+            if obj.__class__ is cls:
+                if len(modes) >= _KINDS_LIMIT:
+                    modes.clear()
+                modes[cls] = mode
+        if mode == _BY_ATTRGETTER:
+            try:
+                values: tuple[Any, ...] = get(obj)
+            except AttributeError:
+                pass
+            else:
+                return values
+        elif mode == _BY_DICT:
+            present = obj.__dict__
+            try:
+                extra = obj.__pydantic_extra__ or _EMPTY
+            except AttributeError:
+                extra = _EMPTY
+            return tuple([present[name] if name in present else extra.get(name)
+                          for name in names])
+        return tuple([field(obj, name) for name in names])
+
+    return read
 
 
 def as_mapping(value: Any) -> Mapping[str, Any]:
     """``value`` when it is a mapping, else an empty (read-only) mapping."""
-    return value if isinstance(value, Mapping) else _EMPTY
+    return value if type(value) is dict or isinstance(value, Mapping) else _EMPTY
 
 
 def as_str(value: Any) -> str | None:

@@ -17,8 +17,10 @@ import logging
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
+from anthropic import AsyncStream, Stream
+
 import paid_hooks
-from paid_hooks.plugin_kit import call_exclusive, call_exclusive_async, field
+from paid_hooks.plugin_kit import call_exclusive, call_exclusive_async, field_reader, has_attribute
 from paid_hooks_anthropic._streams import observe_async_stream, observe_stream
 from paid_hooks_anthropic._usage import PROVIDER, message_usage, service_tier
 
@@ -36,10 +38,21 @@ CAPTURED_BY = "anthropic"
 OPERATION = "chat"
 
 
+_last_host: tuple[Any, str | None] = (None, None)
+"""The last base URL seen and its host (an ``httpx.URL`` is immutable)."""
+
+
 def _host(resource: Any) -> str | None:
+    global _last_host
     try:
-        host = resource._client.base_url.host
-        return str(host) if host else None
+        url = resource._client.base_url
+        last = _last_host
+        if last[0] is url:
+            return last[1]
+        host = url.host
+        found = str(host) if host else None
+        _last_host = (url, found)
+        return found
     except Exception:
         return None
 
@@ -57,14 +70,15 @@ def _start(model: Any, host: str | None, *, streaming: bool) -> paid_hooks.CallH
 
 def _is_raw_response(result: Any) -> bool:
     """``with_raw_response`` / ``with_streaming_response`` results: the body is not ours to read."""
-    return hasattr(result, "http_response") and hasattr(result, "parse")
+    return has_attribute(result, "http_response") and has_attribute(result, "parse")
+
+
+_MESSAGE = field_reader("usage", "model", "id")
 
 
 def _record_result(handle: paid_hooks.CallHandle, result: Any) -> None:
     """Record a returned ``Message``, or observe a returned stream. Never raises."""
     try:
-        from anthropic import AsyncStream, Stream
-
         if isinstance(result, Stream):
             observe_stream(result, handle)
         elif isinstance(result, AsyncStream):
@@ -72,9 +86,9 @@ def _record_result(handle: paid_hooks.CallHandle, result: Any) -> None:
         elif _is_raw_response(result):
             handle.usage_unknown("raw_response")
         else:
-            usage = field(result, "usage")
-            handle.finish(message_usage(usage), response_model=field(result, "model"),
-                          response_id=field(result, "id"), service_tier=service_tier(usage))
+            usage, model, response_id = _MESSAGE(result)
+            handle.finish(message_usage(usage), response_model=model, response_id=response_id,
+                          service_tier=service_tier(usage))
     except Exception:
         log.warning("paid_hooks: could not read an anthropic response", exc_info=True)
         handle.usage_unknown("unreadable_response")

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import paid_hooks
-from paid_hooks.plugin_kit import field, on_collect
+from paid_hooks.plugin_kit import field, field_reader, on_collect
 from paid_hooks_anthropic._usage import StreamUsage
 
 __all__ = ["CLOSED_EARLY", "StreamRecorder", "observe_async_stream", "observe_stream"]
@@ -31,6 +31,7 @@ __all__ = ["CLOSED_EARLY", "StreamRecorder", "observe_async_stream", "observe_st
 log = logging.getLogger("paid_hooks.anthropic")
 
 CLOSED_EARLY = "stream_closed_early"
+_MESSAGE = field_reader("usage", "model", "id")
 
 
 class StreamRecorder:
@@ -51,9 +52,8 @@ class StreamRecorder:
             kind = field(event, "type")
             if kind == "message_start":
                 message = field(event, "message")
-                self._response_id = field(message, "id")
-                self._model = field(message, "model")
-                self._usage.merge(field(message, "usage"), final=False)
+                usage, self._model, self._response_id = _MESSAGE(message)
+                self._usage.merge(usage, final=False)
                 self._started = True
             elif kind == "message_delta":
                 self._usage.merge(field(event, "usage"), final=True)
@@ -64,6 +64,8 @@ class StreamRecorder:
 
     def settle(self, reason: str) -> None:
         """Record now: the merged usage if the final counts arrived, else ``usage_unknown``."""
+        if self._handle.done:  # recorded already (at message_stop): nothing to take a lock for
+            return
         try:
             with self._lock:
                 if self._handle.done:
@@ -91,10 +93,32 @@ class StreamRecorder:
             log.warning("paid_hooks: could not record an anthropic stream", exc_info=True)
 
 
+def _delta_classes() -> frozenset[type]:
+    """The SDK's ``content_block_delta`` event classes: most events, and none of our business."""
+    classes: set[type] = set()
+    try:
+        from anthropic.types import RawContentBlockDeltaEvent
+
+        classes.add(RawContentBlockDeltaEvent)
+        from anthropic.types.beta import BetaRawContentBlockDeltaEvent
+
+        classes.add(BetaRawContentBlockDeltaEvent)
+    except ImportError:
+        pass
+    return frozenset(classes)
+
+
+_DELTAS = _delta_classes()
+
+
 def _observe(events: Iterator[Any], recorder: StreamRecorder) -> Iterator[Any]:
+    on_event = recorder.on_event
+    deltas = _DELTAS
     try:
         for event in events:
-            recorder.on_event(event)
+            # a content_block_delta is skipped without a call (on_event would ignore it)
+            if type(event) not in deltas or event.__dict__.get("type") != "content_block_delta":
+                on_event(event)
             yield event
     except Exception as exc:
         recorder.failed(exc)
@@ -107,9 +131,12 @@ def _observe(events: Iterator[Any], recorder: StreamRecorder) -> Iterator[Any]:
 
 async def _observe_async(events: AsyncIterator[Any],
                          recorder: StreamRecorder) -> AsyncIterator[Any]:
+    on_event = recorder.on_event
+    deltas = _DELTAS
     try:
         async for event in events:
-            recorder.on_event(event)
+            if type(event) not in deltas or event.__dict__.get("type") != "content_block_delta":
+                on_event(event)
             yield event
     except Exception as exc:
         recorder.failed(exc)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 import paid_hooks
-from paid_hooks.plugin_kit import count, field
+from paid_hooks.plugin_kit import count, field, field_reader
 
 __all__ = ["PROVIDER", "StreamUsage", "message_usage", "service_tier"]
 
@@ -38,6 +38,9 @@ _MERGED_FIELDS = (
     "service_tier",
     "iterations",
 )
+
+
+_MERGED = field_reader(*_MERGED_FIELDS)
 
 
 def _plus(a: int | None, b: int | None) -> int | None:
@@ -66,32 +69,45 @@ def _compaction_counts(iterations: Any) -> dict[str, int | None]:
     return totals
 
 
+_USAGE = field_reader("input_tokens", "output_tokens", "cache_read_input_tokens",
+                     "cache_creation_input_tokens", "cache_creation", "iterations",
+                     "output_tokens_details", "server_tool_use")
+_CREATION = field_reader("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")
+
+
+def _count(value: Any) -> int | None:
+    return value if type(value) is int else count(value)
+
+
 def message_usage(usage: Any) -> paid_hooks.Usage | None:
     """Normalise one Anthropic ``usage`` (SDK object or dict); ``None`` if nothing reported."""
     if usage is None:
         return None
-    plain_input = count(field(usage, "input_tokens"))
-    output = count(field(usage, "output_tokens"))
+    (plain_input, output, cache_read, cache_write, creation, iterations, output_details,
+     server_tools) = _USAGE(usage)
+    plain_input = _count(plain_input)
+    output = _count(output)
     if plain_input is None and output is None:
         return None
-    cache_read = count(field(usage, "cache_read_input_tokens"))
-    cache_write = count(field(usage, "cache_creation_input_tokens"))
-    creation = field(usage, "cache_creation")
-    write_5m = count(field(creation, "ephemeral_5m_input_tokens"))
-    write_1h = count(field(creation, "ephemeral_1h_input_tokens"))
+    cache_read = _count(cache_read)
+    cache_write = _count(cache_write)
+    write_5m, write_1h = _CREATION(creation)
+    write_5m = _count(write_5m)
+    write_1h = _count(write_1h)
 
-    extra = _compaction_counts(field(usage, "iterations"))
-    plain_input = _plus(plain_input, extra["input"])
-    output = _plus(output, extra["output"])
-    cache_read = _plus(cache_read, extra["read"])
-    cache_write = _plus(cache_write, extra["write"])
-    write_5m = _plus(write_5m, extra["5m"])
-    write_1h = _plus(write_1h, extra["1h"])
+    if iterations is not None:
+        extra = _compaction_counts(iterations)
+        plain_input = _plus(plain_input, extra["input"])
+        output = _plus(output, extra["output"])
+        cache_read = _plus(cache_read, extra["read"])
+        cache_write = _plus(cache_write, extra["write"])
+        write_5m = _plus(write_5m, extra["5m"])
+        write_1h = _plus(write_1h, extra["1h"])
     if cache_write is None and (write_5m is not None or write_1h is not None):
         cache_write = (write_5m or 0) + (write_1h or 0)
 
-    thinking = count(field(field(usage, "output_tokens_details"), "thinking_tokens"))
-    searches = count(field(field(usage, "server_tool_use"), "web_search_requests"))
+    thinking = _count(field(output_details, "thinking_tokens"))
+    searches = _count(field(server_tools, "web_search_requests"))
     units = {"web_searches": searches} if searches else {}
     return paid_hooks.Usage(
         input_tokens=(plain_input or 0) + (cache_write or 0) + (cache_read or 0),
@@ -123,10 +139,10 @@ class StreamUsage:
     def merge(self, usage: Any, *, final: bool) -> None:
         if usage is None:
             return
-        for name in _MERGED_FIELDS:
-            value = field(usage, name)
+        fields = self.fields
+        for name, value in zip(_MERGED_FIELDS, _MERGED(usage), strict=True):
             if value is not None:
-                self.fields[name] = value
+                fields[name] = value
         if final:
             self.final_seen = True
 

@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-__all__ = ["MAX_PIECE", "Decoder", "UnsupportedEncoding", "make_decoder"]
+__all__ = ["MAX_PIECE", "Decoder", "UnsupportedEncoding", "is_identity", "make_decoder"]
 
 MAX_PIECE = 1 << 20
 
@@ -155,13 +155,20 @@ class _Chain:
         yield from self._through(index + 1, run(), flush=flush)
 
 
+def is_identity(decoder: object) -> bool:
+    """True for the decoder of an unencoded body (its pieces are the chunks themselves)."""
+    return type(decoder) is _Identity
+
+
 def make_decoder(content_encoding: str | None) -> Decoder:
     """The decoder for a ``Content-Encoding`` header value.
 
     Raises :class:`UnsupportedEncoding` (with the encoding's name) when one is unknown or
     its library is not installed.
     """
-    names = [n.strip().lower() for n in (content_encoding or "").split(",")]
+    if not content_encoding:
+        return _Identity()
+    names = [n.strip().lower() for n in content_encoding.split(",")]
     names = [n for n in names if n and n != "identity"]
     decoders: list[Decoder] = []
     for name in reversed(names):

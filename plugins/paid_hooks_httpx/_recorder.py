@@ -30,7 +30,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 
 import paid_hooks
-from paid_hooks_httpx._decode import UnsupportedEncoding, make_decoder
+from paid_hooks_httpx._decode import UnsupportedEncoding, is_identity, make_decoder
 from paid_hooks_httpx._parse import make_reader
 from paid_hooks_httpx._routes import Route, classify, request_details
 
@@ -55,7 +55,11 @@ def suppressed() -> bool:
     if paid_hooks.call_in_flight() is not None:
         return True
     try:
-        return any(otel_context.get_value(key) for key in _SUPPRESS_KEYS)
+        current = otel_context.get_current()
+        for key in _SUPPRESS_KEYS:  # noqa: SIM110 (a generator costs more than the loop)
+            if current.get(key):
+                return True
+        return False
     except Exception:
         return False
 
@@ -82,7 +86,8 @@ def drain_orphans() -> None:
 class BodyTap:
     """Receives the raw (content-encoded) body chunks of one response; records once."""
 
-    __slots__ = ("_decoder", "_done", "_handle", "_reader", "_reason", "_route", "_status")
+    __slots__ = ("_decoder", "_done", "_handle", "_identity", "_reader", "_reason", "_route",
+                 "_status")
 
     def __init__(self, handle: paid_hooks.CallHandle, route: Route, status: int,
                  content_type: str | None, content_encoding: str | None) -> None:
@@ -97,6 +102,7 @@ class BodyTap:
             self._decoder = make_decoder(content_encoding)
         except UnsupportedEncoding as exc:
             self._reason = f"content_encoding_{exc.args[0] if exc.args else 'unknown'}"
+        self._identity = is_identity(self._decoder)
 
     @property
     def done(self) -> bool:
@@ -107,6 +113,10 @@ class BodyTap:
         if self._done or self._decoder is None:
             return
         try:
+            if self._identity:
+                if chunk:
+                    self._reader.feed(chunk)
+                return
             for piece in self._decoder.decode(chunk):
                 self._reader.feed(piece)
         except Exception:

@@ -122,7 +122,28 @@ def _host_provider(host: str) -> str | None:
     return None
 
 
+_CLASSIFIED: dict[tuple[str, str, str | None], Route | None] = {}
+_CLASSIFIED_LIMIT = 512
+
+
 def classify(method: str, host: str, path: str, override: str | None = None) -> Route | None:
+    """The :class:`Route` of an AI request, or ``None`` for any other request (memoised:
+    a client sends to few hosts and paths)."""
+    if method != "POST":
+        return None
+    key = (host, path, override)
+    try:
+        return _CLASSIFIED[key]
+    except KeyError:
+        pass
+    route = _classify(method, host, path, override)
+    if len(_CLASSIFIED) >= _CLASSIFIED_LIMIT:
+        _CLASSIFIED.clear()
+    _CLASSIFIED[key] = route
+    return route
+
+
+def _classify(method: str, host: str, path: str, override: str | None = None) -> Route | None:
     """The :class:`Route` of an AI request, or ``None`` for any other request.
 
     On a host that is not in :data:`HOST_PROVIDERS` only the unmistakable OpenAI-compatible
@@ -145,6 +166,14 @@ def classify(method: str, host: str, path: str, override: str | None = None) -> 
     return Route(provider, api, operation, model, streaming)
 
 
+def loads(body: bytes) -> Any:
+    """``json.loads(body)``, minus its encoding detection for the usual body: one that
+    starts with ``{`` not followed by a NUL byte is UTF-8 (what ``json.loads`` concludes)."""
+    if body[:1] == b"{" and body[1:2] != b"\x00":
+        return json.loads(body.decode("utf-8", "surrogatepass"))
+    return json.loads(body)
+
+
 def request_details(route: Route, body: bytes | None) -> tuple[str | None, bool]:
     """``(request_model, streaming)`` of a request, read from its path and JSON body.
 
@@ -157,7 +186,7 @@ def request_details(route: Route, body: bytes | None) -> tuple[str | None, bool]
         return model, streaming
     try:
         if len(body) <= _SMALL_BODY:
-            data: Any = json.loads(body)
+            data: Any = loads(body)
             if isinstance(data, dict):
                 value = data.get("model")
                 if isinstance(value, str):

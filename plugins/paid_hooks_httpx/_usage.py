@@ -38,6 +38,8 @@ __all__ = [
 
 
 def _int(value: Any) -> int | None:
+    if type(value) is int:
+        return value if value >= 0 else None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     if value < 0 or value != int(value):

@@ -37,6 +37,9 @@ STREAM_USAGE_ENV = "PAID_HOOKS_OPENAI_STREAM_USAGE"
 _RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
 
 
+_STREAMS = (Stream, AsyncStream)
+
+
 def _start(kwargs: Mapping[str, Any], operation: Operation) -> paid_hooks.CallHandle:
     model = kwargs.get("model")
     return paid_hooks.start_call(
@@ -73,12 +76,14 @@ def prepare_request(kwargs: dict[str, Any], operation: Operation) -> tuple[dict[
     """
     if not (operation.injects_stream_usage and kwargs.get("stream") is True):
         return kwargs, False
-    if _raw_mode(kwargs) is not None or not _injection_enabled():
+    if _raw_mode(kwargs) is not None:
         return kwargs, False
     options = kwargs.get("stream_options")
+    if isinstance(options, Mapping) and options.get("include_usage"):
+        return kwargs, False  # the caller asked: nothing to add, nothing to hide
+    if not _injection_enabled():
+        return kwargs, False
     if isinstance(options, Mapping):
-        if options.get("include_usage"):
-            return kwargs, False  # the caller asked: nothing to add, nothing to hide
         base = dict(options)
     elif options is None or not options:  # absent, None, or the SDK's falsy ``omit``
         base = {}
@@ -99,10 +104,10 @@ def _record_result(handle: paid_hooks.CallHandle, result: Any, kwargs: Mapping[s
                    operation: Operation, hide: bool) -> Any:
     """Record a returned result (wrapping a stream); returns what the caller receives."""
     try:
-        raw = _raw_mode(kwargs)
+        raw = None if kwargs.get("extra_headers") is None else _raw_mode(kwargs)
         if raw is not None:
             watch_raw_response(handle, result, kwargs, operation, raw)
-        elif isinstance(result, Stream | AsyncStream):
+        elif isinstance(result, _STREAMS):
             if operation.stream is None:
                 handle.usage_unknown("stream_not_inspected")
                 return result
@@ -121,7 +126,10 @@ def record_sync(call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[st
     handle = _start(kwargs, operation)
     if not handle.recording:
         return call(*args, **kwargs)
-    send, hide = _prepare(kwargs, operation)
+    if operation.injects_stream_usage and kwargs.get("stream") is True:
+        send, hide = _prepare(kwargs, operation)
+    else:
+        send, hide = kwargs, False
     result = call_exclusive(handle, call, args, send)
     return _record_result(handle, result, kwargs, operation, hide)
 
@@ -132,6 +140,9 @@ async def record_async(call: Callable[..., Awaitable[Any]], args: tuple[Any, ...
     handle = _start(kwargs, operation)
     if not handle.recording:
         return await call(*args, **kwargs)
-    send, hide = _prepare(kwargs, operation)
+    if operation.injects_stream_usage and kwargs.get("stream") is True:
+        send, hide = _prepare(kwargs, operation)
+    else:
+        send, hide = kwargs, False
     result = await call_exclusive_async(handle, call, args, send)
     return _record_result(handle, result, kwargs, operation, hide)

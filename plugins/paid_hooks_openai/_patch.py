@@ -23,10 +23,6 @@ __all__ = ["patch", "unpatch"]
 _patcher = MethodPatcher()
 
 
-def _unpatched() -> bool:
-    return not _patcher.active
-
-
 def _targets() -> list[PatchTarget]:
     """One target per method present in the installed SDK (a missing one is skipped)."""
     targets: dict[tuple[type, str], PatchTarget] = {}
@@ -41,7 +37,7 @@ def _targets() -> list[PatchTarget]:
             if not isinstance(cls, type) or cls.__dict__.get(method.name) is None:
                 continue
             make = recording_method(functools.partial(record, operation=method.operation),
-                                    asynchronous=asynchronous, bypass=_unpatched)
+                                    asynchronous=asynchronous, patcher=_patcher)
             targets.setdefault((cls, method.name), (cls, method.name, make))
     return list(targets.values())
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import paid_hooks
-from paid_hooks.plugin_kit import as_str, field
+from paid_hooks.plugin_kit import as_str, field, field_reader
 from paid_hooks_openai import _usage
 
 __all__ = [
@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reading:
     """The billing facts of one response. ``usage is None`` needs ``unknown_reason``."""
 
@@ -44,15 +44,14 @@ class Reading:
 Reader = Callable[[Any, Mapping[str, Any]], Reading]
 
 
+_CHAT = field_reader("usage", "model", "id", "service_tier")
+
+
 def read_chat(response: Any, kwargs: Mapping[str, Any]) -> Reading:
     """``ChatCompletion`` / ``ParsedChatCompletion`` (or one streamed chunk)."""
-    return Reading(
-        usage=_usage.chat_usage(field(response, "usage")),
-        response_model=as_str(field(response, "model")),
-        response_id=as_str(field(response, "id")),
-        service_tier=as_str(field(response, "service_tier")),
-        unknown_reason="not_reported",
-    )
+    usage, model, response_id, service_tier = _CHAT(response)
+    return Reading(_usage.chat_usage(usage), as_str(model), as_str(response_id),
+                   as_str(service_tier), "not_reported")
 
 
 def read_responses(response: Any, kwargs: Mapping[str, Any]) -> Reading:

@@ -20,16 +20,18 @@ The call is recorded exactly once, when the stream ends:
 
 from __future__ import annotations
 
-import functools
 import logging
+import operator
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol
 
 from openai import AsyncStream, Stream
+from openai.types.chat import ChatCompletionChunk
+from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
 
 import paid_hooks
-from paid_hooks.plugin_kit import as_str, field
+from paid_hooks.plugin_kit import as_str, field, field_reader, reads_from_dict
 from paid_hooks_openai import _usage
 from paid_hooks_openai._readers import Reading, read_responses
 
@@ -80,6 +82,13 @@ class Observer(Protocol):
     def reading(self) -> Reading: ...
 
 
+_CHUNK = field_reader("id", "model", "service_tier", "usage", "choices")
+_CHUNK_FIELDS = ("id", "model", "service_tier", "usage", "choices")
+_chunk_values = operator.itemgetter(*_CHUNK_FIELDS)
+_FROM_DICT = reads_from_dict(ChatCompletionChunk, *_CHUNK_FIELDS)
+"""The SDK's chunks are read from their ``__dict__`` (what ``getattr`` reads, for less)."""
+
+
 class ChatChunks:
     """``chat.completion.chunk`` items.
 
@@ -87,10 +96,13 @@ class ChatChunks:
     ``include_usage``) the extra final chunk that has ``choices == []`` and a ``usage`` is
     consumed here and not shown to the caller. Chunks with empty choices and no usage (e.g.
     Azure's content-filter chunk) are always shown.
+
+    Each chunk's id, model and tier are compared with the previous chunk's as they came
+    (``_seen``) and only taken (last non-empty one wins) when they differ.
     """
 
-    __slots__ = ("completed", "hide_usage_chunk", "model", "response_id", "service_tier",
-                 "usage")
+    __slots__ = ("_seen", "completed", "hide_usage_chunk", "model", "response_id",
+                 "service_tier", "usage")
 
     def __init__(self, hide_usage_chunk: bool) -> None:
         self.hide_usage_chunk = hide_usage_chunk
@@ -99,18 +111,45 @@ class ChatChunks:
         self.model: str | None = None
         self.response_id: str | None = None
         self.service_tier: str | None = None
+        self._seen: tuple[Any, Any, Any] = (None, None, None)
 
     def observe(self, item: Any) -> bool:
-        self.response_id = as_str(field(item, "id")) or self.response_id
-        self.model = as_str(field(item, "model")) or self.model
-        self.service_tier = as_str(field(item, "service_tier")) or self.service_tier
-        raw_usage = field(item, "usage")
+        values = None
+        if _FROM_DICT and type(item) is ChatCompletionChunk:
+            try:  # noqa: SIM105 (suppress() costs a call per chunk)
+                values = _chunk_values(item.__dict__)
+            except KeyError:  # a field missing from this chunk: read it as getattr would
+                pass
+        if values is None:
+            values = _CHUNK(item)
+        response_id, model, tier, raw_usage, choices = values
+        if (response_id, model, tier) != self._seen:
+            self._take(response_id, model, tier)
         if raw_usage is not None:
             self.usage = _usage.chat_usage(raw_usage) or self.usage
-        choices = field(item, "choices")
-        if isinstance(choices, list) and any(field(c, "finish_reason") for c in choices):
-            self.completed = True
+        if not self.completed and isinstance(choices, list):
+            for choice in choices:
+                if type(choice) is ChunkChoice:
+                    try:
+                        finish_reason = choice.finish_reason
+                    except AttributeError:
+                        finish_reason = None
+                else:
+                    finish_reason = field(choice, "finish_reason")
+                if finish_reason:
+                    self.completed = True
+                    break
         return not (self.hide_usage_chunk and raw_usage is not None and not choices)
+
+    def _take(self, response_id: Any, model: Any, tier: Any) -> None:
+        """The last non-empty id, model and tier win."""
+        self._seen = (response_id, model, tier)
+        if isinstance(response_id, str) and response_id:
+            self.response_id = response_id
+        if isinstance(model, str) and model:
+            self.model = model
+        if isinstance(tier, str) and tier:
+            self.service_tier = tier
 
     def reading(self) -> Reading:
         return Reading(usage=self.usage, response_model=self.model,
@@ -288,6 +327,7 @@ class StreamRecord:
 
 
 def _observe_sync(inner: Iterator[Any], record: StreamRecord) -> Iterator[Any]:
+    observe = record.observer.observe
     finished = False
     try:
         while True:
@@ -304,7 +344,13 @@ def _observe_sync(inner: Iterator[Any], record: StreamRecord) -> Iterator[Any]:
                 raise
             finally:
                 record.in_next = False
-            if record.observe(item):
+            record.seen_items = True
+            try:
+                show = observe(item)
+            except Exception:
+                log.debug("paid_hooks: could not read an OpenAI stream item", exc_info=True)
+                show = True
+            if show:
                 yield item
     finally:
         if not finished:
@@ -318,6 +364,7 @@ def _observe_sync(inner: Iterator[Any], record: StreamRecord) -> Iterator[Any]:
 
 
 async def _observe_async(inner: AsyncIterator[Any], record: StreamRecord) -> AsyncIterator[Any]:
+    observe = record.observer.observe
     finished = False
     try:
         while True:
@@ -334,7 +381,13 @@ async def _observe_async(inner: AsyncIterator[Any], record: StreamRecord) -> Asy
                 raise
             finally:
                 record.in_next = False
-            if record.observe(item):
+            record.seen_items = True
+            try:
+                show = observe(item)
+            except Exception:
+                log.debug("paid_hooks: could not read an OpenAI stream item", exc_info=True)
+                show = True
+            if show:
                 yield item
     finally:
         if not finished:
@@ -364,7 +417,6 @@ def _hook_response_close(response: Any, record: StreamRecord, asynchronous: bool
             target.response_closed()
 
     if asynchronous:
-        @functools.wraps(original)
         async def aclose() -> None:
             try:
                 await original()
@@ -373,7 +425,6 @@ def _hook_response_close(response: Any, record: StreamRecord, asynchronous: bool
 
         setattr(response, name, aclose)
     else:
-        @functools.wraps(original)
         def close() -> None:
             try:
                 original()

@@ -9,12 +9,13 @@ and never invents a zero for a count that was not reported.
 
 from __future__ import annotations
 
+import operator
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any
 
 import paid_hooks
-from paid_hooks.plugin_kit import field
+from paid_hooks.plugin_kit import declares_fields, field, field_reader
 
 PROVIDER = "openai"
 
@@ -31,6 +32,8 @@ __all__ = [
 
 def _int(value: Any) -> int | None:
     """An integer count, or ``None`` for anything that is not one (bools excluded)."""
+    if type(value) is int:
+        return value
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -40,22 +43,77 @@ def _int(value: Any) -> int | None:
     return None
 
 
+_CHAT_USAGE = field_reader("prompt_tokens", "completion_tokens", "prompt_tokens_details",
+                          "completion_tokens_details")
+_PROMPT_DETAILS = field_reader("cached_tokens", "cache_write_tokens", "audio_tokens")
+_COMPLETION_DETAILS = field_reader("reasoning_tokens", "audio_tokens")
+
+
+_CHAT_USAGE_DIRECT = operator.attrgetter(
+    "prompt_tokens", "completion_tokens", "prompt_tokens_details.cached_tokens",
+    "prompt_tokens_details.cache_write_tokens", "prompt_tokens_details.audio_tokens",
+    "completion_tokens_details.reasoning_tokens", "completion_tokens_details.audio_tokens")
+
+
+def _direct_usage_classes() -> frozenset[type]:
+    """``CompletionUsage`` when the installed SDK declares every field read here (then one
+    ``attrgetter`` call reads them all)."""
+    try:
+        from openai.types import CompletionUsage
+        from openai.types.completion_usage import CompletionTokensDetails, PromptTokensDetails
+    except ImportError:
+        return frozenset()
+    if (declares_fields(CompletionUsage, "prompt_tokens", "completion_tokens",
+                        "prompt_tokens_details", "completion_tokens_details")
+            and declares_fields(PromptTokensDetails, "cached_tokens", "cache_write_tokens",
+                                "audio_tokens")
+            and declares_fields(CompletionTokensDetails, "reasoning_tokens", "audio_tokens")):
+        return frozenset({CompletionUsage})
+    return frozenset()
+
+
+_DIRECT_USAGE = _direct_usage_classes()
+
+
 def chat_usage(usage: Any) -> paid_hooks.Usage | None:
     """Chat Completions ``usage`` (``prompt_tokens`` includes cached tokens)."""
-    prompt = _int(field(usage, "prompt_tokens"))
-    completion = _int(field(usage, "completion_tokens"))
+    if usage is None:
+        return None
+    if type(usage) in _DIRECT_USAGE:
+        try:
+            (prompt, completion, cached, cache_write, input_audio, reasoning,
+             output_audio) = _CHAT_USAGE_DIRECT(usage)
+        except AttributeError:  # details missing (None): read field by field below
+            pass
+        else:
+            if type(prompt) is int and type(completion) is int:
+                return paid_hooks.Usage(
+                    input_tokens=prompt,
+                    output_tokens=completion,
+                    cache_read_tokens=cached if type(cached) is int else _int(cached),
+                    cache_write_tokens=(cache_write if type(cache_write) is int
+                                        else _int(cache_write)),
+                    reasoning_tokens=reasoning if type(reasoning) is int else _int(reasoning),
+                    input_audio_tokens=(input_audio if type(input_audio) is int
+                                        else _int(input_audio)),
+                    output_audio_tokens=(output_audio if type(output_audio) is int
+                                         else _int(output_audio)),
+                )
+    prompt, completion, prompt_details, completion_details = _CHAT_USAGE(usage)
+    prompt = _int(prompt)
+    completion = _int(completion)
     if prompt is None and completion is None:
         return None
-    prompt_details = field(usage, "prompt_tokens_details")
-    completion_details = field(usage, "completion_tokens_details")
+    cached, cache_write, input_audio = _PROMPT_DETAILS(prompt_details)
+    reasoning, output_audio = _COMPLETION_DETAILS(completion_details)
     return paid_hooks.Usage(
         input_tokens=prompt or 0,
         output_tokens=completion or 0,
-        cache_read_tokens=_int(field(prompt_details, "cached_tokens")),
-        cache_write_tokens=_int(field(prompt_details, "cache_write_tokens")),
-        reasoning_tokens=_int(field(completion_details, "reasoning_tokens")),
-        input_audio_tokens=_int(field(prompt_details, "audio_tokens")),
-        output_audio_tokens=_int(field(completion_details, "audio_tokens")),
+        cache_read_tokens=_int(cached),
+        cache_write_tokens=_int(cache_write),
+        reasoning_tokens=_int(reasoning),
+        input_audio_tokens=_int(input_audio),
+        output_audio_tokens=_int(output_audio),
     )
 
 

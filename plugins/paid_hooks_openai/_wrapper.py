@@ -51,29 +51,58 @@ def _recorded(original: Any, operation: Operation, asynchronous: bool) -> Any:
     return method
 
 
-class _Resource(ClientProxy):
-    """The client, or one of its resources, on the way to recorded methods."""
+_PATH_OPERATIONS: dict[tuple[str, ...], dict[str, Operation]] = {}
+for (_path, _name), _operation in _OPERATIONS.items():
+    _PATH_OPERATIONS.setdefault(_path, {})[_name] = _operation
+_NO_OPERATIONS: dict[str, Operation] = {}
 
-    __slots__ = ("_paid_async", "_paid_path")
+
+class _Resource(ClientProxy):
+    """The client, or one of its resources, on the way to recorded methods.
+
+    The recorded methods and child resources it hands out are kept (``_paid_cache``) and
+    handed out again while the SDK returns the same resource / the same method of the same
+    object, so a call does not build them anew.
+    """
+
+    __slots__ = ("_paid_async", "_paid_cache", "_paid_operations", "_paid_path")
 
     def __init__(self, wrapped: Any, path: tuple[str, ...] = (),
                  asynchronous: bool = False) -> None:
         super().__init__(wrapped)
         object.__setattr__(self, "_paid_path", path)
         object.__setattr__(self, "_paid_async", asynchronous)
+        object.__setattr__(self, "_paid_operations", _PATH_OPERATIONS.get(path, _NO_OPERATIONS))
+        object.__setattr__(self, "_paid_cache", {})
 
     def __getattr__(self, name: str) -> Any:
         wrapped = self._paid_wrapped
-        path = self._paid_path
-        operation = _OPERATIONS.get((path, name))
+        operation = self._paid_operations.get(name)
         if operation is not None:
-            return _recorded(getattr(wrapped, name), operation, self._paid_async)
+            original = getattr(wrapped, name)
+            cached = self._paid_cache.get(name)
+            if (cached is not None and type(original) is types.MethodType
+                    and cached[0].__func__ is original.__func__
+                    and cached[0].__self__ is original.__self__):
+                return cached[1]
+            method = _recorded(original, operation, self._paid_async)
+            if type(original) is types.MethodType:
+                self._paid_cache[name] = (original, method)
+            return method
+        path = self._paid_path
         if name in HELPERS.get(path, ()):
             helper = getattr(type(wrapped), name, None)
             if callable(helper):
                 return types.MethodType(helper, self)
         if (*path, name) in _NODES:
-            return _Resource(getattr(wrapped, name), (*path, name), self._paid_async)
+            child = getattr(wrapped, name)
+            cached = self._paid_cache.get(name)
+            if cached is not None and cached[0] is child:
+                return cached[1]
+            node = (*path, name)
+            resource = _RESOURCE_CLASSES.get(node, _Resource)(child, node, self._paid_async)
+            self._paid_cache[name] = (child, resource)
+            return resource
         if name in _VIEWS:
             view = getattr(wrapped, name)
             try:
@@ -83,7 +112,43 @@ class _Resource(ClientProxy):
         return getattr(wrapped, name)
 
 
-class PaidOpenAI(SdkClientProxy, _Resource):
+def _child(name: str) -> property:
+    """A class-level ``name``: found without a failed lookup first (what ``__getattr__``
+    costs), it answers exactly as ``__getattr__`` does."""
+
+    def get(self: _Resource) -> Any:
+        return _Resource.__getattr__(self, name)
+
+    return property(get, doc=f"``{name}`` (recorded)")
+
+
+def _children(path: tuple[str, ...]) -> dict[str, property]:
+    names = set(_PATH_OPERATIONS.get(path, ()))
+    names.update(node[-1] for node in _NODES if len(node) == len(path) + 1
+                 and node[:-1] == path)
+    return {name: _child(name) for name in sorted(names)}
+
+
+_RESOURCE_CLASSES: dict[tuple[str, ...], type[_Resource]] = {}
+for _node in sorted(_NODES - {()}):
+    _cls = type("_Resource", (_Resource,), {"__slots__": (), "__module__": __name__,
+                                            **_children(_node)})
+    _cls.__qualname__ = "_Resource"
+    _RESOURCE_CLASSES[_node] = _cls
+
+
+class _Root(_Resource):
+    """The client itself: its recorded attributes (``chat``, ``responses``...) are
+    class-level too."""
+
+    __slots__ = ()
+
+
+for _name, _property in _children(()).items():
+    setattr(_Root, _name, _property)
+
+
+class PaidOpenAI(SdkClientProxy, _Root):
     """Wraps an ``openai.OpenAI`` client (or ``AzureOpenAI``); records every covered call.
 
     Every other attribute passes through unchanged. ``with_options()`` / ``copy()`` return
@@ -96,7 +161,7 @@ class PaidOpenAI(SdkClientProxy, _Resource):
         super().__init__(client, (), asynchronous=False)
 
 
-class PaidAsyncOpenAI(SdkClientProxy, _Resource):
+class PaidAsyncOpenAI(SdkClientProxy, _Root):
     """Wraps an ``openai.AsyncOpenAI`` client (or ``AsyncAzureOpenAI``); see :class:`PaidOpenAI`."""
 
     __slots__ = ()

@@ -6,11 +6,12 @@ import gc
 import inspect
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
+import pydantic
 import pytest
 
 import paid_hooks
@@ -24,7 +25,10 @@ from paid_hooks.plugin_kit import (
     call_exclusive,
     call_exclusive_async,
     count,
+    declares_fields,
     field,
+    field_reader,
+    has_attribute,
     instrument_hooks,
     lazy_exports,
     mixin_view,
@@ -320,6 +324,67 @@ def test_field_reads_objects_and_mappings():
     assert field(SimpleNamespace(a=2), "a") == 2
     assert field(SimpleNamespace(a=None), "a", 7) == 7
     assert field(None, "a") is None and field({}, "a", 0) == 0
+
+
+class _Model(pydantic.BaseModel):
+    """An SDK-like model: extra fields allowed, one property, one private attribute."""
+
+    model_config = pydantic.ConfigDict(extra="allow")
+    a: int | None = None
+    b: str = "b"
+    _secret: int = pydantic.PrivateAttr(default=7)
+
+    @property
+    def shown(self) -> str:
+        return "property"
+
+
+def _reference(obj: Any, name: str) -> Any:
+    """What ``field`` promises: ``.get`` on a mapping, ``getattr`` on anything else."""
+    if obj is None:
+        return None
+    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+
+
+_NAMES = ("a", "b", "c", "shown", "_secret", "missing", "model_fields_set")
+
+
+@pytest.mark.parametrize("obj", [
+    _Model(a=1),
+    _Model(),
+    _Model(a=2, c="extra"),
+    _Model.model_construct(c=3),  # a field absent from __dict__
+    {"a": 1, "shown": 2},
+    MappingProxyType({"b": 2}),
+    SimpleNamespace(a=1, c=None),
+    None,
+])
+def test_field_and_field_reader_read_what_getattr_reads(obj):
+    for _ in range(2):  # the per-class decision is cached after the first read
+        assert [field(obj, name) for name in _NAMES] == [_reference(obj, n) for n in _NAMES]
+        assert field(obj, "missing", 5) == 5
+        assert field_reader(*_NAMES)(obj) == tuple(_reference(obj, n) for n in _NAMES)
+        assert field_reader("a", "b")(obj) == (_reference(obj, "a"), _reference(obj, "b"))
+        assert field_reader("a", "c")(obj) == (_reference(obj, "a"), _reference(obj, "c"))
+        assert [has_attribute(obj, name) for name in _NAMES] == [
+            hasattr(obj, name) for name in _NAMES]
+
+
+def test_field_reads_absent_fields_of_a_model_without_raising_inside():
+    raised: list[str] = []
+
+    class Watched(_Model):
+        def __getattr__(self, item: str) -> Any:  # a custom __getattr__ is honoured
+            raised.append(item)
+            return super().__getattr__(item)  # type: ignore[misc]
+
+    assert field(Watched(), "missing", 1) == 1 and raised == ["missing"]
+    raised.clear()
+    assert field(_Model(), "missing") is None  # pydantic's own: read from the instance
+    assert declares_fields(_Model, "a", "b") and not declares_fields(_Model, "a", "c")
+    assert not declares_fields(dict, "a")
+    with pytest.raises(ValueError):
+        field_reader("a")
 
 
 def test_as_mapping_and_as_str():

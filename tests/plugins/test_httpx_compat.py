@@ -583,6 +583,42 @@ def test_readers_give_the_same_result_under_any_chunking(data, which, encoding):
         assert (result.response_model, result.response_id) == ("gpt-4o-mini", "c1")
 
 
+def _chat_sse(*events: Any, separators: tuple[str, str] = (",", ":")) -> Any:
+    reader = SseReader("openai.chat")
+    for event in events:
+        reader.feed(b"data: " + json.dumps(event, separators=separators).encode() + b"\n\n")
+    reader.eof()
+    return reader.result
+
+
+def _chunk(finish: str | None = None, usage: Any = None, **extra: Any) -> dict[str, Any]:
+    return {"id": "c1", "model": "gpt-4o-mini", **extra,
+            "choices": [{"index": 0, "delta": {"content": "x"}, "finish_reason": finish}],
+            "usage": usage}
+
+
+@pytest.mark.parametrize("separators", [(",", ":"), (", ", ": ")])
+def test_chat_reader_reads_every_chunk_that_matters(separators):
+    # content chunks are recognised without parsing them; these are the ones that are not
+    usage = {"prompt_tokens": 11, "completion_tokens": 22}
+    finished = _chat_sse(_chunk(), _chunk(), _chunk("stop"), _chunk(usage=usage),
+                         separators=separators)
+    assert finished.complete and finished.usage.output_tokens == 22  # finish, then usage
+    late = {"id": "c1", "choices": [], "usage": None}  # model and tier after the choices
+    renamed = _chat_sse({**late, "model": "gpt-4o-mini"}, {**late, "model": "gpt-4o"},
+                        {**late, "service_tier": "flex"}, separators=separators)
+    assert (renamed.response_model, renamed.service_tier) == ("gpt-4o", "flex")
+    assert not renamed.complete and renamed.usage is None
+    nested = _chat_sse({"id": "c1", "x": {"choices": 1}}, {"id": "c1", "x": {"choices": 2},
+                                                           "error": {"message": "down"}},
+                       separators=separators)
+    assert nested.error == "stream_error"
+    groq = {"usage": {"prompt_tokens": 1, "completion_tokens": 2}}
+    groq_last = _chat_sse(_chunk(), {"x_groq": groq, **_chunk(usage=usage)},
+                          {"x_groq": groq, **_chunk()}, separators=separators)
+    assert groq_last.usage.output_tokens == 2  # the x_groq usage of the last chunk wins
+
+
 def test_secrets_never_reach_the_ledger(paid_ledger, fake_provider):
     fake_provider.queue(FakeReply(usage=FakeUsage(10, 2)), FakeReply(usage=GEMINI_USAGE))
     gemini = genai.Client(api_key=KEY, http_options=types.HttpOptions(
