@@ -164,8 +164,14 @@ class Pipeline:
         return len(self._pending)
 
     def _wake_worker(self, waiting: int) -> None:
-        """Wake an idle worker, or a gathering one when a burst is big enough."""
-        self._wake.set()
+        """Wake an idle worker, or a gathering one when a burst is big enough.
+
+        ``Event.set`` takes a lock and notifies: skipped when the event is already set
+        (a busy worker behind more than :data:`WAKE_AT` records would otherwise cost every
+        recording thread that lock on every record)."""
+        wake = self._wake
+        if not wake.is_set():
+            wake.set()
         if waiting > HIGH_WATER:
             self._yield_to_worker()
 
