@@ -171,3 +171,23 @@ def test_unknown_models_and_bad_usage_answer_like_calc_price(pricers):
         for _ in range(2):
             assert _same(fast.price_call(call), slow.price_call(call)), call
     assert fast.price_call(cases[0]) == Unpriced("unknown_model")
+
+
+def test_compiled_plans_are_used_and_equal_calc_price(pricers):
+    """A usage reporting every priced count is priced by the plan's compiled function."""
+    fast, slow = pricers
+    now = time.time_ns()
+    usage = Usage(input_tokens=2_345_678, output_tokens=98_765, cache_read_tokens=300_000,
+                  cache_write_tokens=40_000, cache_write_5m_tokens=30_000,
+                  cache_write_1h_tokens=10_000, reasoning_tokens=5_000,
+                  input_audio_tokens=7_000, output_audio_tokens=600, input_image_tokens=900,
+                  output_image_tokens=80)
+    compiled = 0
+    for provider, model_id in MODELS:
+        call = AICall(provider, "chat", model_id, model_id, usage, "test", now, now)
+        for _ in range(2):
+            assert _same(fast.price_call(call), slow.price_call(call)), (provider, model_id)
+    for plan in fast._fast._plans.values():
+        compiled += sum(1 for f in getattr(plan, "compiled", {}).values()
+                        if getattr(f, "__name__", None) == "priced")
+    assert compiled > 300  # the comparison covered the compiled functions of most plans
