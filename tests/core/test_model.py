@@ -63,3 +63,57 @@ def test_the_pipeline_copies_every_field_of_a_signal_record() -> None:
     assert asdict(copied) == asdict(record) | {"trace_id": 7, "span_id": 9}
     assert all(value not in (None, 0, False) for value in asdict(record).values()
                if value is not record.trace_id and value is not record.span_id)
+
+
+_RECORDS = ("Usage", "AICall", "Price", "PricedCall", "SignalRecord")
+
+
+def _reference(cls: type) -> type:
+    """The same fields as ``cls`` in a plain frozen slotted dataclass (its own __init__)."""
+    import dataclasses
+
+    spec = []
+    for f in fields(cls):
+        if f.default is not dataclasses.MISSING:
+            spec.append((f.name, f.type, dataclasses.field(default=f.default)))
+        elif f.default_factory is not dataclasses.MISSING:
+            spec.append((f.name, f.type, dataclasses.field(default_factory=f.default_factory)))
+        else:
+            spec.append((f.name, f.type))
+    return dataclasses.make_dataclass(f"Reference{cls.__name__}", spec, frozen=True,
+                                      slots=True)
+
+
+def test_records_init_like_the_generated_dataclass_init() -> None:
+    """The records' quick ``__init__`` takes the same arguments and builds the same record
+    as the ``__init__`` that ``dataclass`` generates; the records stay frozen."""
+    import dataclasses
+    import inspect
+
+    import pytest
+
+    import paid_hooks.model as model
+
+    for name in _RECORDS:
+        cls = getattr(model, name)
+        reference = _reference(cls)
+        ours, theirs = inspect.signature(cls), inspect.signature(reference)
+        required = [p.name for p in theirs.parameters.values() if p.default is p.empty]
+        assert [p.name for p in ours.parameters.values()] == list(theirs.parameters)
+        values = {f.name: f"v-{i}" for i, f in enumerate(fields(cls))}
+        for args, kwargs in (((), values), (tuple(values.values()), {}),
+                             ((), {k: values[k] for k in required})):
+            made, expected = cls(*args, **kwargs), reference(*args, **kwargs)
+            assert ([getattr(made, f.name) for f in fields(cls)]
+                    == [getattr(expected, f.name) for f in fields(cls)]), name
+        if required:
+            with pytest.raises(TypeError):
+                cls(**{k: values[k] for k in required[1:]})  # a required field missing
+        with pytest.raises(TypeError):
+            cls(**values, unknown=1)
+        made = cls(**values)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(made, fields(cls)[0].name, "changed")
+        assert made == cls(**values) and hash(made) == hash(cls(**values))
+        assert dataclasses.replace(made, **{fields(cls)[0].name: "x"}) != made
+    assert Usage().units == {} and Usage().units is Usage().units  # the shared empty map
