@@ -185,12 +185,20 @@ def sqlite_summarize_calls() -> list[str]:
 
     SQLite has only row triggers, and firing one per inserted row costs more than the
     insert itself; so a writer adds its new rows (new rows get ids above every existing
-    one) with one statement before it commits. An update of a row already counted (a
+    one), summed per trace and bucket, with one statement before it commits. An update of a row already counted (a
     richer duplicate) is taken care of by a trigger; an update of a row not yet counted
     needs nothing, its final values get counted.
     """
+    sums = ", ".join(f"SUM({v})" for v in _contribution("c", "cost_pusd"))
+    sets = ", ".join(f"{c} = {c} + excluded.{c}" for c in _COST_COLUMNS)
     return [
-        _add_to_costs("cost_pusd", f"WHERE c.id > {_SUMMARIZED_THROUGH}"),
+        # One upsert per trace and bucket, not per row. "+c.trace_id": group the new rows
+        # in a sort of their own; grouping by the bare column lets SQLite walk the whole
+        # (trace_id, dedupe_key) index instead, which reads every row of the ledger.
+        f"INSERT INTO trace_costs (trace_id, bucket, {', '.join(_COST_COLUMNS)}) "
+        f"SELECT c.trace_id, {_bucket('c')} AS b, {sums} FROM ai_calls c "
+        f"WHERE c.id > {_SUMMARIZED_THROUGH} GROUP BY +c.trace_id, b "
+        f"ON CONFLICT (trace_id, bucket) DO UPDATE SET {sets}",
         f"UPDATE meta SET value = (SELECT COALESCE(MAX(id), 0) FROM ai_calls) "
         f"WHERE key = '{SUMMARIZED_THROUGH}'",
     ]
