@@ -3,6 +3,7 @@
 Run by ``run.py``; each subcommand prints one JSON object::
 
     python benchmarks/_ledger.py ingest --calls 200000 [--url postgresql://...]
+    python benchmarks/_ledger.py ingest --calls 200000 --processes 2
     python benchmarks/_ledger.py reports --calls 1000000 --signals 100000
     python benchmarks/_ledger.py memory --traces 100000
     python benchmarks/_ledger.py import
@@ -12,7 +13,10 @@ Run by ``run.py``; each subcommand prints one JSON object::
   as it can, traces of 10 calls and one cost signal, usage varying per call) and the time
   until every call is a row in the ledger (``flush``), as calls per second. Also the
   ledger's own write rate (``write()`` of ready-made records with random trace ids,
-  8192 per transaction, as the pipeline writes them).
+  8192 per transaction, as the pipeline writes them). With ``--processes P``: P such
+  producer processes at once, each with its own pipeline, into one SQLite ledger (a
+  Python process runs Python code on one core at a time; a server uses every core with a
+  process per core), timed from their common start until all have flushed.
 * ``reports``: a ledger of N calls and M signals (10 calls per trace, 1,000 customers,
   one signal per trace, 5 % of them plain signals), then ``signals()``, the
   ``costs --by customer`` rows, and the two CLI commands (``--json``, output discarded),
@@ -58,12 +62,12 @@ def _usage(i: int) -> Any:
                  cache_read_tokens=(i % 5) * 64)
 
 
-def ingest(calls: int, url: str | None) -> dict[str, Any]:
+def _producer(url: str) -> Any:
+    """Set up paid-hooks with a ledger at ``url``; returns ``produce(first, n)``, which
+    records calls ``first .. first + n - 1`` as fast as it can (traces of 10 calls and one
+    cost signal each)."""
     import paid_hooks
-    from paid_hooks.ledger import open_ledger
 
-    tmp = scratch_dir()
-    url = url or f"sqlite:///{tmp}/ledger.db"
     paid_hooks.initialize_tracing(ledger=url)
     start_call, finish_trace = paid_hooks.start_call, paid_hooks.signal
 
@@ -78,11 +82,73 @@ def ingest(calls: int, url: str | None) -> dict[str, Any]:
                                   response_id=f"resp-{i}")
                 finish_trace("done", enable_cost_tracing=True)
 
-    produce(0, 2000)  # warm-up: price table loaded, ledger created
+    return produce
+
+
+_WARMUP = 2000
+"""Calls recorded (and flushed) by each producer before the timed ones."""
+
+
+def ingest_child(url: str, first: int, calls: int) -> None:
+    """One of several producer processes (:func:`ingest_processes`): warm up, say
+    ``ready``, wait for ``go`` on stdin, record ``calls`` calls from ``first``, flush, and
+    say ``done``."""
+    import paid_hooks
+
+    produce = _producer(url)
+    produce(first, _WARMUP)
+    paid_hooks.flush(120)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    produce(first + _WARMUP, calls)
+    paid_hooks.flush(600)
+    print("done", flush=True)
+    paid_hooks.shutdown()
+
+
+def ingest_processes(calls: int, processes: int) -> dict[str, Any]:
+    """Ingest into one SQLite ledger from ``processes`` producer processes at once (a
+    Python process runs Python on one core at a time: a server uses all cores with one
+    process per core). Timed from the common start until every process has flushed."""
+    from paid_hooks.ledger import open_ledger
+
+    url = f"sqlite:///{scratch_dir()}/ledger.db"
+    open_ledger(url).close()  # created once, before the writers start
+    per = calls // processes
+    children = [subprocess.Popen(
+        [PYTHON, __file__, "ingest-child", "--url", url, "--first", str(k * 10**8),
+         "--calls", str(per)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for k in range(processes)]
+    for child in children:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    t0 = time.perf_counter()
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    for child in children:
+        assert child.stdout is not None and child.stdout.readline().strip() == "done"
+    elapsed = time.perf_counter() - t0
+    for child in children:
+        child.wait(60)
+    rows = len(open_ledger(url).calls())
+    return {"processes": processes, "calls": per * processes, "rows": rows,
+            "expected_rows": (per + _WARMUP) * processes,
+            "calls_per_s": per * processes / elapsed}
+
+
+def ingest(calls: int, url: str | None) -> dict[str, Any]:
+    import paid_hooks
+    from paid_hooks.ledger import open_ledger
+
+    tmp = scratch_dir()
+    url = url or f"sqlite:///{tmp}/ledger.db"
+    produce = _producer(url)
+    produce(0, _WARMUP)  # warm-up: price table loaded, ledger created
     paid_hooks.flush(120)
     t0 = time.perf_counter()
     c0 = time.thread_time()
-    produce(2000, calls)
+    produce(_WARMUP, calls)
     produced = time.perf_counter() - t0
     producer_cpu = time.thread_time() - c0
     paid_hooks.flush(600)
@@ -96,7 +162,7 @@ def ingest(calls: int, url: str | None) -> dict[str, Any]:
         "backend": url.split(":", 1)[0],
         "calls": calls,
         "rows": rows,
-        "expected_rows": calls + 2000,
+        "expected_rows": calls + _WARMUP,
         "calls_per_s": calls / elapsed,
         "producer_calls_per_s": calls / produced,
         "producer_cpu_us_per_call": producer_cpu / calls * 1e6,
@@ -328,6 +394,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = sub.add_parser("ingest")
     p.add_argument("--calls", type=int, default=200_000)
     p.add_argument("--url")
+    p.add_argument("--processes", type=int, default=1,
+                   help="producer processes writing one SQLite ledger at once")
+    p = sub.add_parser("ingest-child")
+    p.add_argument("--url", required=True)
+    p.add_argument("--first", type=int, required=True)
+    p.add_argument("--calls", type=int, required=True)
     p = sub.add_parser("reports")
     p.add_argument("--calls", type=int, default=1_000_000)
     p.add_argument("--signals", type=int, default=100_000)
@@ -337,8 +409,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = sub.add_parser("pricing")
     p.add_argument("--calls", type=int, default=20_000)
     args = parser.parse_args(argv)
+    if args.command == "ingest-child":
+        ingest_child(args.url, args.first, args.calls)
+        return
     if args.command == "ingest":
-        result = ingest(args.calls, args.url)
+        result = (ingest_processes(args.calls, args.processes) if args.processes > 1
+                  else ingest(args.calls, args.url))
     elif args.command == "reports":
         result = reports(args.calls, args.signals)
     elif args.command == "memory":
