@@ -101,7 +101,9 @@ def _hooks() -> _pipeline.Hooks:
     if isinstance(builtin, BuiltinPricing) and not _plugins.hook_tracing_enabled():
         impls = hook.price_call.get_hookimpls()
         if all(impl.plugin is builtin or impl.plugin is OVERRIDES for impl in impls):
-            price = functools.partial(_price_builtin, builtin)
+            # Overrides set while a batch is priced apply from the next batch on.
+            price = (functools.partial(_price_builtin, builtin) if OVERRIDES.entries
+                     else builtin.price_call)
     return _pipeline.Hooks(
         price=price,
         observe_call=_observe_call if hook.call_recorded.get_hookimpls() else None,
