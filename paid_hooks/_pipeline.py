@@ -391,17 +391,15 @@ class Pipeline:
         call, scope, parent = item
         status, price, reason = self._cost(call)
         if direct:
-            priced = PricedCall(
-                call=call,
-                trace_id=self._direct_trace_id(scope, parent),
-                span_id=_new_span_id(),
-                external_customer_id=scope.external_customer_id if scope else None,
-                external_agent_id=scope.external_agent_id if scope else None,
-                cost_status=status,
-                price=price,
-                cost_reason=reason,
-            )
-            self._observe_call(priced)
+            if scope is not None:  # the common case, spelled out (positional: cheaper)
+                priced = PricedCall(call, scope.trace_id, _new_span_id(),
+                                    scope.external_customer_id, scope.external_agent_id,
+                                    status, price, reason)
+            else:
+                priced = PricedCall(call, self._direct_trace_id(scope, parent),
+                                    _new_span_id(), None, None, status, price, reason)
+            if self._hooks is not None and self._hooks.observe_call is not None:
+                self._observe_call(priced)
             return priced
         model = call.model or "unknown"
         span = self._tracer.start_span(
