@@ -8,7 +8,10 @@ paid-hooks pipeline worker pricing and writing the ledger, span processor thread
 between a start and a stop marker placed around ``--calls`` calls made after a warm-up
 (and after the warm-up's background work was drained). The background work of the timed
 calls is drained before the stop marker, so it is counted in full. One valgrind process
-per contender and workload.
+per contender and workload. valgrind runs the program some 30-60x slower, which would
+leave fewer calls in each of the pipeline's time windows (a burst's gathering, the ledger
+write buffer) than in a real run and charge each call more of the per-batch work: the
+windows are stretched by the slowdown measured against a native run of the same child.
 
 Run by ``run.py`` (section ``instructions``; needs ``valgrind`` and a C compiler with
 ``valgrind/callgrind.h``, else the section reports itself not measured)::
@@ -66,9 +69,18 @@ def _markers(directory: str) -> ctypes.CDLL:
 
 
 def child(provider: str, contender: str, calls: int, warmup: int, workload: str,
-          build_dir: str) -> None:
-    """Inside valgrind: set up as ``_calls.py`` does, then count one workload's calls."""
+          build_dir: str, native_wall: float | None = None) -> None:
+    """Inside valgrind: set up as ``_calls.py`` does, then count one workload's calls.
+
+    Outside valgrind (``native_wall`` is None): print the wall time per call of the
+    second half of the warm-up, and stop. Inside it, with ``native_wall`` that time
+    measured natively: the pipeline's time windows (how long the worker lets a burst
+    gather, how long it buffers ledger rows) are stretched by the slowdown valgrind
+    causes, so that a window holds as many calls as it does in a real run, and the
+    worker's per-batch work is shared by as many calls.
+    """
     import asyncio
+    import time
 
     import _calls
 
@@ -100,22 +112,34 @@ def child(provider: str, contender: str, calls: int, warmup: int, workload: str,
             tracer_provider.force_flush()
 
     fn = functions[workload]
-    if workload == "async":
-        async def run(n: int) -> None:
-            for _ in range(n):
-                await fn()
 
-        asyncio.run(run(warmup))
-        drain()
-        lib.bench_start()
-        asyncio.run(run(calls))
-    else:
-        for _ in range(warmup):
-            fn()
-        drain()
-        lib.bench_start()
-        for _ in range(calls):
-            fn()
+    async def run(n: int) -> None:
+        for _ in range(n):
+            await fn()
+
+    def calls_of(n: int) -> None:
+        if workload == "async":
+            asyncio.run(run(n))
+        else:
+            for _ in range(n):
+                fn()
+
+    calls_of(warmup - warmup // 2)
+    started = time.perf_counter()
+    calls_of(warmup // 2)
+    wall = (time.perf_counter() - started) / max(1, warmup // 2)
+    if native_wall is None:
+        sys.stdout.write(json.dumps({"wall_per_call_s": wall}) + "\n")
+        return
+    if contender in _calls.PAID:
+        import paid_hooks._pipeline as pipeline
+
+        slowdown = max(1.0, wall / native_wall)
+        pipeline.GATHER_S *= slowdown
+        pipeline.DIRECT_WRITE_DELAY_S *= slowdown
+    drain()
+    lib.bench_start()
+    calls_of(calls)
     drain()
     lib.bench_stop()
 
@@ -138,14 +162,20 @@ def measure(provider: str, contender: str, calls: int, warmup: int,
     """One valgrind process: instructions per call of one contender and workload."""
     with tempfile.TemporaryDirectory(prefix="paid-hooks-cg-") as directory:
         _markers(directory)  # compile outside valgrind
-        command = [
-            "valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes",
-            f"--callgrind-out-file={directory}/callgrind.out", sys.executable, __file__,
-            "--child", "--provider", provider, "--contender", contender,
+        arguments = [
+            __file__, "--child", "--provider", provider, "--contender", contender,
             "--calls", str(calls), "--warmup", str(warmup),
             "--workloads", workload, "--build-dir", directory,
         ]
         env = {**os.environ, "PYTHONHASHSEED": "0"}
+        native = subprocess.run([sys.executable, *arguments], check=True, env=env,
+                                capture_output=True, text=True, timeout=600)
+        native_wall = json.loads(native.stdout.splitlines()[-1])["wall_per_call_s"]
+        command = [
+            "valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes",
+            f"--callgrind-out-file={directory}/callgrind.out", sys.executable, *arguments,
+            "--native-wall", repr(native_wall),
+        ]
         subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=3600)
         threads = _per_thread(directory)
@@ -166,11 +196,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workloads", default="sync,stream,async")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--build-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--native-wall", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     workloads = args.workloads.split(",")
     if args.child:
         child(args.provider, args.contender, args.calls, args.warmup, workloads[0],
-              args.build_dir)
+              args.build_dir, args.native_wall)
         return
     reason = available()
     if reason is not None:
