@@ -96,11 +96,10 @@ def current_scope() -> TraceScope | None:
 def activate(scope: TraceScope) -> Activation:
     """Make ``scope`` current; return the activation that :func:`deactivate` undoes."""
     previous = _ACTIVE.get()
-    # The token is only known after set(); store it with a second, token-carrying object.
-    placeholder = Activation(scope, previous)
-    token = _ACTIVE.set(placeholder)
-    activation = Activation(scope, previous, token)
-    _ACTIVE.set(activation)
+    activation = Activation(scope, previous)
+    # The token is only known after set(): the last step of building the activation,
+    # before anything but this context (in this very call) can have seen it.
+    object.__setattr__(activation, "token", _ACTIVE.set(activation))
     return activation
 
 

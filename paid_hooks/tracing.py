@@ -23,9 +23,8 @@ import logging
 import random
 import secrets
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -85,14 +84,16 @@ def _metadata_attributes(metadata: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-@dataclass(frozen=True, eq=False)
-class _Opened:
+class _Opened(NamedTuple):
+    """A trace scope ready to enter (``owns_span``: this ``paid_tracing`` opened it)."""
+
     scope: TraceScope
     owns_span: bool
 
 
-@dataclass(frozen=True, eq=False)
-class _Entered:
+class _Entered(NamedTuple):
+    """One entry into an opened scope, with what leaving it undoes."""
+
     opened: _Opened
     activation: Activation
     otel_token: object | None
@@ -122,12 +123,8 @@ class paid_tracing:
             outer = current_scope()
             if (outer is not None and outer.external_customer_id == self.external_customer_id
                     and outer.external_agent_id == self.external_agent_id):
-                return _Opened(outer, owns_span=False)
+                return _Opened(outer, False)
             runtime = _runtime.get_runtime()
-            if outer is not None:
-                link_to = outer.root_span.get_span_context()
-            else:
-                link_to = trace.get_current_span().get_span_context()
             span: trace.Span
             if runtime.pipeline.ledger_only():
                 # Only the ledger would see this span, and it stores no trace spans: a
@@ -136,6 +133,8 @@ class paid_tracing:
                     trace_id=_new_id(128), span_id=_new_id(64), is_remote=False,
                     trace_flags=_SAMPLED))
             else:
+                link_to = (outer.root_span if outer is not None
+                           else trace.get_current_span()).get_span_context()
                 span = runtime.tracer.start_span(
                     "paid.trace",
                     context=otel_context.Context(),
@@ -154,7 +153,7 @@ class paid_tracing:
                 root_span=span,
                 state=TraceState(),
             )
-            return _Opened(scope, owns_span=True)
+            return _Opened(scope, True)
         except Exception:
             log.warning("paid_hooks: could not start a trace; running untraced", exc_info=True)
             return None

@@ -185,9 +185,9 @@ def sqlite_summarize_calls() -> list[str]:
 
     SQLite has only row triggers, and firing one per inserted row costs more than the
     insert itself; so a writer adds its new rows (new rows get ids above every existing
-    one), summed per trace and bucket, with one statement before it commits. An update of a row already counted (a
-    richer duplicate) is taken care of by a trigger; an update of a row not yet counted
-    needs nothing, its final values get counted.
+    one), summed per trace and bucket, with one statement before it commits. An update of
+    a row already counted (a richer duplicate) is taken care of by a trigger; an update of
+    a row not yet counted needs nothing, its final values get counted.
     """
     sums = ", ".join(f"SUM({v})" for v in _contribution("c", "cost_pusd"))
     sets = ", ".join(f"{c} = {c} + excluded.{c}" for c in _COST_COLUMNS)
