@@ -22,6 +22,7 @@ __all__ = [
     "canonical_usage",
     "is_zero",
     "output_response_id",
+    "usage_from_counts",
     "zero_usage_reason",
 ]
 
@@ -60,14 +61,20 @@ def canonical_usage(usage: Any) -> paid_hooks.Usage | None:
         raw_out = getattr(usage, "output_tokens", None)
         in_details = getattr(usage, "input_tokens_details", None)
         out_details = getattr(usage, "output_tokens_details", None)
+    return usage_from_counts(raw_in, raw_out, field(in_details, "cached_tokens"),
+                             field(in_details, "cache_write_tokens"),
+                             field(out_details, "reasoning_tokens"))
+
+
+def usage_from_counts(raw_in: Any, raw_out: Any, cached: Any, cache_write: Any,
+                      reasoning: Any) -> paid_hooks.Usage | None:
+    """The ``Usage`` of :func:`canonical_usage` from the five counts as read (any type;
+    ``None`` for absent). ``None`` when neither token count is present."""
     # count() for anything but the usual int (exact same result, one call less).
     input_tokens = raw_in if type(raw_in) is int else count(raw_in)
     output_tokens = raw_out if type(raw_out) is int else count(raw_out)
     if input_tokens is None and output_tokens is None:
         return None
-    cached = field(in_details, "cached_tokens")
-    cache_write = field(in_details, "cache_write_tokens")
-    reasoning = field(out_details, "reasoning_tokens")
     cache_write = cache_write if type(cache_write) is int else count(cache_write)
     return paid_hooks.Usage(
         input_tokens=input_tokens or 0,

@@ -668,3 +668,50 @@ def test_hook_drops_entries_of_runs_that_died_and_stays_bounded(
         assert hook._take(alive[-1], agent) is not None  # the newest are kept
         assert hook._take(alive[0], agent) is None
     assert paid_ledger.calls() == []
+
+
+def test_hook_reads_the_sdk_usage_as_canonical_usage_does(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hook's direct read of ``agents.Usage`` gives exactly ``canonical_usage``'s result."""
+    from agents.usage import Usage as AgentsUsage
+    from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
+
+    from paid_hooks_openai_agents import _hook
+    from paid_hooks_openai_agents._usage import canonical_usage
+
+    def sdk_usage(cached: Any = 200, write: Any = 0, reasoning: Any = 50, *, inp: Any = 1200,
+                  out: Any = 300) -> AgentsUsage:
+        return AgentsUsage(requests=1, input_tokens=inp, output_tokens=out,
+                           input_tokens_details=InputTokensDetails(cached_tokens=cached,
+                                                                   cache_write_tokens=write),
+                           output_tokens_details=OutputTokensDetails(reasoning_tokens=reasoning))
+
+    missing = sdk_usage()  # a detail model built without a field (model_construct)
+    missing.input_tokens_details = InputTokensDetails.model_construct(cached_tokens=7)
+    del missing.input_tokens_details.__dict__["cache_write_tokens"]
+    cases = {
+        "reported": (sdk_usage(), paid_hooks.Usage(
+            input_tokens=1200, output_tokens=300, cache_read_tokens=200,
+            cache_write_tokens=None, reasoning_tokens=50)),
+        "cache write": (sdk_usage(write=100), paid_hooks.Usage(
+            input_tokens=1200, output_tokens=300, cache_read_tokens=200,
+            cache_write_tokens=100, reasoning_tokens=50)),
+        "zeros": (AgentsUsage(), paid_hooks.Usage(
+            input_tokens=0, output_tokens=0, cache_read_tokens=0, cache_write_tokens=None,
+            reasoning_tokens=0)),
+        "missing field": (missing, paid_hooks.Usage(
+            input_tokens=1200, output_tokens=300, cache_read_tokens=7,
+            cache_write_tokens=None, reasoning_tokens=50)),
+    }
+    for name, (usage, expected) in cases.items():
+        assert _hook._response_usage(usage) == expected == canonical_usage(usage), name
+    # Anything else goes through canonical_usage, unchanged.
+    for other in (None, {"input_tokens": 5, "output_tokens": 1}, object()):
+        assert _hook._response_usage(other) == canonical_usage(other)
+
+    # Regression guard: the SDK's own Usage never takes the generic reader.
+    def generic(usage: Any) -> None:
+        raise AssertionError("generic reader used")
+
+    monkeypatch.setattr(_hook, "canonical_usage", generic)
+    assert _hook._response_usage(sdk_usage()) == cases["reported"][1]
