@@ -17,6 +17,7 @@ Run by ``run.py`` (section ``instructions``; needs ``valgrind`` and a C compiler
 ``valgrind/callgrind.h``, else the section reports itself not measured)::
 
     python benchmarks/_instructions.py --provider openai --contender wrapper
+    python benchmarks/_instructions.py --provider agents --contender paid --workloads run
 
 prints one JSON object: instructions per call, per workload: in total, on the caller's
 thread, and on every other thread.
@@ -38,6 +39,10 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+
+FRAMEWORKS = {"langchain": "invoke", "agents": "run"}
+"""The framework workloads (``_frameworks.py``; contenders ``bare`` and ``paid``) and the
+name of each one's single workload."""
 
 _MARKERS_C = r"""
 #include <valgrind/callgrind.h>
@@ -88,7 +93,8 @@ def child(provider: str, contender: str, calls: int, warmup: int, workload: str,
     from _mock import scratch_dir
 
     tmp = scratch_dir()
-    if contender in _calls.PAID:
+    paid = contender in _calls.PAID or contender == "paid"
+    if paid:
         import paid_hooks
 
         paid_hooks.initialize_tracing(ledger=f"sqlite:///{tmp}/ledger.db")
@@ -96,29 +102,33 @@ def child(provider: str, contender: str, calls: int, warmup: int, workload: str,
             paid_hooks.instrument(provider)
     elif contender in _calls.PEERS:
         tracer_provider = _calls._instrument_peer(provider, contender)
-    sync_client, async_client = _calls._clients(provider, contender)
-    functions = _calls._call_functions(provider, sync_client, async_client)
-    if contender in _calls.PAID:
+    if provider in FRAMEWORKS:
+        import _frameworks
+
+        fn = (_frameworks._langchain(contender) if provider == "langchain"
+              else _frameworks._agents(contender))
+    else:
+        sync_client, async_client = _calls._clients(provider, contender)
+        fn = _calls._call_functions(provider, sync_client, async_client)[workload]
+    if paid:
         import paid_hooks
 
         paid_hooks.paid_tracing("bench-customer", external_agent_id="bench-agent").__enter__()
 
     def drain() -> None:
-        if contender in _calls.PAID:
+        if paid:
             import paid_hooks
 
             paid_hooks.flush(600)
         elif contender in _calls.PEERS:
             tracer_provider.force_flush()
 
-    fn = functions[workload]
-
     async def run(n: int) -> None:
         for _ in range(n):
             await fn()
 
     def calls_of(n: int) -> None:
-        if workload == "async":
+        if workload in ("async", "run"):  # "run": an OpenAI Agents run (a coroutine)
             asyncio.run(run(n))
         else:
             for _ in range(n):
@@ -131,7 +141,7 @@ def child(provider: str, contender: str, calls: int, warmup: int, workload: str,
     if native_wall is None:
         sys.stdout.write(json.dumps({"wall_per_call_s": wall}) + "\n")
         return
-    if contender in _calls.PAID:
+    if paid:
         import paid_hooks._pipeline as pipeline
 
         slowdown = max(1.0, wall / native_wall)
@@ -189,7 +199,8 @@ def measure(provider: str, contender: str, calls: int, warmup: int,
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--provider", choices=("openai", "anthropic"), required=True)
+    parser.add_argument("--provider", choices=("openai", "anthropic", *FRAMEWORKS),
+                        required=True)
     parser.add_argument("--contender", required=True)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=100)

@@ -141,6 +141,8 @@ def instructions_section(calls: int, warmup: int) -> dict[str, Any]:
             peer for peer, packages in PEER_PACKAGES.items() if _installed(packages[provider])]
         jobs += [(provider, contender, workload) for contender in contenders
                  for workload in ("sync", "stream", "async")]
+    for framework, workload in _instructions.FRAMEWORKS.items():
+        jobs += [(framework, contender, workload) for contender in ("bare", "paid")]
 
     def one(job: tuple[str, str, str]) -> tuple[tuple[str, str, str], dict[str, Any]]:
         provider, contender, workload = job
@@ -480,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if call_rows:
         print(calls_table(call_rows) + "\n")
     if "instructions" in results:
-        print(instructions_table(results["instructions"], call_rows) + "\n")
+        print(instructions_table(results["instructions"], call_rows + framework_rows) + "\n")
     if framework_rows:
         print(calls_table(framework_rows) + "\n")
     for section in ("calls", "frameworks"):
