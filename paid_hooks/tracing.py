@@ -85,10 +85,12 @@ def _metadata_attributes(metadata: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class _Opened(NamedTuple):
-    """A trace scope ready to enter (``owns_span``: this ``paid_tracing`` opened it)."""
+    """A trace scope ready to enter (``owns_span``: this ``paid_tracing`` opened it;
+    ``in_otel_context``: entering makes its root span OpenTelemetry's current span)."""
 
     scope: TraceScope
     owns_span: bool
+    in_otel_context: bool
 
 
 class _Entered(NamedTuple):
@@ -123,12 +125,16 @@ class paid_tracing:
             outer = current_scope()
             if (outer is not None and outer.external_customer_id == self.external_customer_id
                     and outer.external_agent_id == self.external_agent_id):
-                return _Opened(outer, False)
+                return _Opened(outer, False, False)
             runtime = _runtime.get_runtime()
             span: trace.Span
-            if runtime.pipeline.ledger_only():
+            ledger_only = runtime.pipeline.ledger_only()
+            if ledger_only:
                 # Only the ledger would see this span, and it stores no trace spans: a
                 # root context (fresh random ids, as the SDK draws them) is all we need.
+                # It stays out of OpenTelemetry's current context: the application's own
+                # spans keep their parent (no span nobody exports becomes their root),
+                # and SDKs with built-in tracing (anthropic) see no trace to propagate.
                 span = NonRecordingSpan(SpanContext(
                     trace_id=_new_id(128), span_id=_new_id(64), is_remote=False,
                     trace_flags=_SAMPLED))
@@ -153,7 +159,7 @@ class paid_tracing:
                 root_span=span,
                 state=TraceState(),
             )
-            return _Opened(scope, True)
+            return _Opened(scope, True, not ledger_only)
         except Exception:
             log.warning("paid_hooks: could not start a trace; running untraced", exc_info=True)
             return None
@@ -177,7 +183,7 @@ class paid_tracing:
         try:
             activation = activate(opened.scope)
             token = None
-            if opened.owns_span:
+            if opened.in_otel_context:
                 token = otel_context.attach(
                     trace.set_span_in_context(opened.scope.root_span))
             return _Entered(opened, activation, token)

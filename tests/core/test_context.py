@@ -92,9 +92,32 @@ def test_nested_exit_restores_outer_state_after_an_exception():
         with pytest.raises(KeyError), paid_tracing("globex", external_agent_id="sdr"):
             raise KeyError("boom")
         assert current_scope() is outer
-        assert trace.get_current_span() is outer.root_span
+        # The default set-up builds no spans and leaves OpenTelemetry's context alone.
+        assert not trace.get_current_span().get_span_context().is_valid
     assert current_scope() is None
     assert not trace.get_current_span().get_span_context().is_valid
+
+
+def test_default_set_up_leaves_the_applications_spans_their_parent():
+    """Only the ledger sees paid-hooks' spans by default: the application's own spans inside
+    a paid_tracing stay in the application's trace, under the application's span."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    app_provider = TracerProvider()
+    app_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = app_provider.get_tracer("app")
+    with tracer.start_as_current_span("request") as request, \
+            paid_tracing("acme", external_agent_id="sdr"):
+        scope = current_scope()
+        assert trace.get_current_span() is request
+        with tracer.start_as_current_span("db"):
+            pass
+    db = next(s for s in exporter.get_finished_spans() if s.name == "db")
+    assert db.parent.span_id == request.get_span_context().span_id
+    assert db.context.trace_id == request.get_span_context().trace_id != scope.trace_id
 
 
 def test_no_leak_after_exit_in_sequential_requests(paid_ledger, fake_provider, client):
