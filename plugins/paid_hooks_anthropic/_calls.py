@@ -22,7 +22,7 @@ from anthropic import AsyncStream, Stream
 import paid_hooks
 from paid_hooks.plugin_kit import call_exclusive, call_exclusive_async, field_reader, has_attribute
 from paid_hooks_anthropic._streams import observe_async_stream, observe_stream
-from paid_hooks_anthropic._usage import PROVIDER, message_usage, service_tier
+from paid_hooks_anthropic._usage import PROVIDER, usage_and_tier
 
 __all__ = [
     "CAPTURED_BY",
@@ -76,19 +76,44 @@ def _is_raw_response(result: Any) -> bool:
 _MESSAGE = field_reader("usage", "model", "id")
 
 
+def _message_classes() -> frozenset[type]:
+    """The SDK's ``Message`` classes: a result of one of these is neither a stream nor a
+    raw response, so it is read without checking for those first."""
+    classes: set[type] = set()
+    try:
+        from anthropic.types import Message
+
+        classes.add(Message)
+        from anthropic.types.beta import BetaMessage
+
+        classes.add(BetaMessage)
+    except ImportError:
+        pass
+    return frozenset(classes)
+
+
+_MESSAGES = _message_classes()
+
+
+def _finish_message(handle: paid_hooks.CallHandle, message: Any) -> None:
+    usage, model, response_id = _MESSAGE(message)
+    normalised, tier = usage_and_tier(usage)
+    handle.finish(normalised, response_model=model, response_id=response_id, service_tier=tier)
+
+
 def _record_result(handle: paid_hooks.CallHandle, result: Any) -> None:
     """Record a returned ``Message``, or observe a returned stream. Never raises."""
     try:
-        if isinstance(result, Stream):
+        if type(result) in _MESSAGES:
+            _finish_message(handle, result)
+        elif isinstance(result, Stream):
             observe_stream(result, handle)
         elif isinstance(result, AsyncStream):
             observe_async_stream(result, handle)
         elif _is_raw_response(result):
             handle.usage_unknown("raw_response")
         else:
-            usage, model, response_id = _MESSAGE(result)
-            handle.finish(message_usage(usage), response_model=model, response_id=response_id,
-                          service_tier=service_tier(usage))
+            _finish_message(handle, result)
     except Exception:
         log.warning("paid_hooks: could not read an anthropic response", exc_info=True)
         handle.usage_unknown("unreadable_response")
@@ -100,7 +125,12 @@ def record_create(create: Callable[..., Any], args: tuple[Any, ...], kwargs: dic
     handle = _start(kwargs.get("model"), _host(resource), streaming=bool(kwargs.get("stream")))
     if not handle.recording:
         return create(*args, **kwargs)
-    result = call_exclusive(handle, create, args, kwargs)
+    with handle.exclusive():  # plugin_kit.call_exclusive, inlined: one call less per call
+        try:
+            result = create(*args, **kwargs)
+        except BaseException as exc:
+            handle.fail(exc)
+            raise
     _record_result(handle, result)
     return result
 
@@ -111,7 +141,12 @@ async def record_create_async(create: Callable[..., Awaitable[Any]], args: tuple
     handle = _start(kwargs.get("model"), _host(resource), streaming=bool(kwargs.get("stream")))
     if not handle.recording:
         return await create(*args, **kwargs)
-    result = await call_exclusive_async(handle, create, args, kwargs)
+    with handle.exclusive():  # plugin_kit.call_exclusive_async, inlined: one coroutine less
+        try:
+            result = await create(*args, **kwargs)
+        except BaseException as exc:
+            handle.fail(exc)
+            raise
     _record_result(handle, result)
     return result
 

@@ -7,7 +7,8 @@ instance (never to its class):
   ``MessageStream`` helpers of ``messages.stream()`` all read) is wrapped so that every
   event passes through a :class:`StreamRecorder` on its way to the caller;
 * its ``close()`` records the call first (closing early = ``stream_closed_early``);
-* a ``weakref.finalize`` records it when a stream that was never closed is dropped.
+* a guard object kept in the stream's ``__dict__`` records it when a stream that was never
+  closed is collected (see :class:`_OnCollect`).
 
 The recorder merges ``message_start`` and ``message_delta`` usage (later values win) and
 records exactly once: at ``message_stop``, or when the stream ends, fails or is closed.
@@ -16,14 +17,17 @@ Without the final ``message_delta`` counts the call is ``usage_unknown``, never 
 
 from __future__ import annotations
 
+import importlib
 import logging
+import sys
 import threading
+import typing
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import paid_hooks
-from paid_hooks.plugin_kit import field, field_reader, on_collect
+from paid_hooks.plugin_kit import field, field_reader
 from paid_hooks_anthropic._usage import StreamUsage
 
 __all__ = ["CLOSED_EARLY", "StreamRecorder", "observe_async_stream", "observe_stream"]
@@ -32,6 +36,14 @@ log = logging.getLogger("paid_hooks.anthropic")
 
 CLOSED_EARLY = "stream_closed_early"
 _MESSAGE = field_reader("usage", "model", "id")
+
+
+# What the recorder does with an event (see ``StreamRecorder.on_event``).
+_SKIP = 0
+_START = 1
+_DELTA = 2
+_STOP = 3
+_KIND_OF_TYPE = {"message_start": _START, "message_delta": _DELTA, "message_stop": _STOP}
 
 
 class StreamRecorder:
@@ -47,17 +59,19 @@ class StreamRecorder:
         self._response_id: str | None = None
         self._started = False
 
-    def on_event(self, event: Any) -> None:
+    def on_event(self, event: Any, kind: int | None = None) -> None:
+        """Read one event. ``kind`` (``_START``...) when the caller knows it from the
+        event's class; ``None`` to read the event's ``type``."""
         try:
-            kind = field(event, "type")
-            if kind == "message_start":
-                message = field(event, "message")
-                usage, self._model, self._response_id = _MESSAGE(message)
+            if kind is None:
+                kind = _KIND_OF_TYPE.get(field(event, "type"), _SKIP)
+            if kind == _START:
+                usage, self._model, self._response_id = _MESSAGE(field(event, "message"))
                 self._usage.merge(usage, final=False)
                 self._started = True
-            elif kind == "message_delta":
+            elif kind == _DELTA:
                 self._usage.merge(field(event, "usage"), final=True)
-            elif kind == "message_stop":
+            elif kind == _STOP:
                 self.settle("stream_usage_incomplete")
         except Exception:
             log.warning("paid_hooks: could not read an anthropic stream event", exc_info=True)
@@ -93,32 +107,78 @@ class StreamRecorder:
             log.warning("paid_hooks: could not record an anthropic stream", exc_info=True)
 
 
-def _delta_classes() -> frozenset[type]:
-    """The SDK's ``content_block_delta`` event classes: most events, and none of our business."""
-    classes: set[type] = set()
-    try:
-        from anthropic.types import RawContentBlockDeltaEvent
+def _event_kinds() -> dict[type, int]:
+    """The SDK's raw stream event classes (plain and beta) -> what the recorder does with
+    their instances.
 
-        classes.add(RawContentBlockDeltaEvent)
-        from anthropic.types.beta import BetaRawContentBlockDeltaEvent
+    Each class declares its ``type`` as one literal, the discriminator the SDK picks the
+    class by, so the class tells the event's type without reading it: the ~20
+    ``content_block_delta`` events of a typical stream then cost one set lookup each. A
+    class whose ``type`` is not that one literal is left out (read as any other object).
+    """
+    names = {"RawMessageStartEvent": ("message_start", _START),
+             "RawMessageDeltaEvent": ("message_delta", _DELTA),
+             "RawMessageStopEvent": ("message_stop", _STOP),
+             "RawContentBlockStartEvent": ("content_block_start", _SKIP),
+             "RawContentBlockDeltaEvent": ("content_block_delta", _SKIP),
+             "RawContentBlockStopEvent": ("content_block_stop", _SKIP)}
+    kinds: dict[type, int] = {}
+    for module_name, prefix in (("anthropic.types", ""), ("anthropic.types.beta", "Beta")):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for name, (event_type, kind) in names.items():
+            cls = getattr(module, prefix + name, None)
+            try:
+                annotation = cls.model_fields["type"].annotation  # type: ignore[union-attr]
+            except (AttributeError, KeyError, TypeError):
+                continue
+            if (typing.get_origin(annotation) is typing.Literal
+                    and typing.get_args(annotation) == (event_type,)):
+                kinds[cls] = kind  # type: ignore[index]
+    return kinds
 
-        classes.add(BetaRawContentBlockDeltaEvent)
-    except ImportError:
-        pass
-    return frozenset(classes)
+
+_EVENT_KINDS = _event_kinds()
+_SKIPPED = frozenset(cls for cls, kind in _EVENT_KINDS.items() if kind == _SKIP)
+"""The content block event classes: most of a stream's events, none of the recorder's business."""
 
 
-_DELTAS = _delta_classes()
+class _OnCollect:
+    """Kept in the observed stream's ``__dict__`` (and nowhere else), it dies with the
+    stream and then records the call as closed early, unless it was recorded already.
+
+    It does what ``weakref.finalize`` would (not at interpreter exit either) at a tenth of
+    the cost (~0.3 µs instead of ~3 µs a stream: no registry, no weak reference).
+    """
+
+    __slots__ = ("_recorder",)
+
+    def __init__(self, recorder: StreamRecorder) -> None:
+        self._recorder = recorder
+
+    def __del__(self) -> None:
+        try:
+            if not _is_finalizing():
+                self._recorder.settle(CLOSED_EARLY)
+        except BaseException:  # never raise from a finalizer
+            pass
+
+
+_is_finalizing = sys.is_finalizing
+_COLLECT_GUARD = "_paid_hooks_on_collect"
 
 
 def _observe(events: Iterator[Any], recorder: StreamRecorder) -> Iterator[Any]:
     on_event = recorder.on_event
-    deltas = _DELTAS
+    kinds = _EVENT_KINDS
+    skipped = _SKIPPED
     try:
         for event in events:
-            # a content_block_delta is skipped without a call (on_event would ignore it)
-            if type(event) not in deltas or event.__dict__.get("type") != "content_block_delta":
-                on_event(event)
+            # an SDK event is classified by its class: a content block costs one set lookup
+            if type(event) not in skipped:
+                on_event(event, kinds.get(type(event)))
             yield event
     except Exception as exc:
         recorder.failed(exc)
@@ -132,11 +192,12 @@ def _observe(events: Iterator[Any], recorder: StreamRecorder) -> Iterator[Any]:
 async def _observe_async(events: AsyncIterator[Any],
                          recorder: StreamRecorder) -> AsyncIterator[Any]:
     on_event = recorder.on_event
-    deltas = _DELTAS
+    kinds = _EVENT_KINDS
+    skipped = _SKIPPED
     try:
         async for event in events:
-            if type(event) not in deltas or event.__dict__.get("type") != "content_block_delta":
-                on_event(event)
+            if type(event) not in skipped:
+                on_event(event, kinds.get(type(event)))
             yield event
     except Exception as exc:
         recorder.failed(exc)
@@ -165,7 +226,7 @@ def observe_stream(stream: Any, handle: paid_hooks.CallHandle) -> None:
 
         stream._iterator = _observe(events, recorder)
         stream.close = close
-        on_collect(stream, recorder.settle, CLOSED_EARLY)
+        vars(stream)[_COLLECT_GUARD] = _OnCollect(recorder)
     except Exception:
         log.warning("paid_hooks: cannot observe this anthropic stream", exc_info=True)
         recorder.settle("stream_not_observable")
@@ -189,7 +250,7 @@ def observe_async_stream(stream: Any, handle: paid_hooks.CallHandle) -> None:
 
         stream._iterator = _observe_async(events, recorder)
         stream.close = close
-        on_collect(stream, recorder.settle, CLOSED_EARLY)
+        vars(stream)[_COLLECT_GUARD] = _OnCollect(recorder)
     except Exception:
         log.warning("paid_hooks: cannot observe this anthropic stream", exc_info=True)
         recorder.settle("stream_not_observable")

@@ -18,29 +18,16 @@ merges the two with later values winning, never summing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import paid_hooks
-from paid_hooks.plugin_kit import count, field, field_reader
+from paid_hooks.plugin_kit import count, field, field_reader, reads_from_dict
 
-__all__ = ["PROVIDER", "StreamUsage", "message_usage", "service_tier"]
+__all__ = ["PROVIDER", "StreamUsage", "message_usage", "service_tier", "usage_and_tier",
+           "usage_from_values"]
 
 PROVIDER = "anthropic"
-
-_MERGED_FIELDS = (
-    "input_tokens",
-    "output_tokens",
-    "cache_creation_input_tokens",
-    "cache_read_input_tokens",
-    "cache_creation",
-    "output_tokens_details",
-    "server_tool_use",
-    "service_tier",
-    "iterations",
-)
-
-
-_MERGED = field_reader(*_MERGED_FIELDS)
 
 
 def _plus(a: int | None, b: int | None) -> int | None:
@@ -69,9 +56,67 @@ def _compaction_counts(iterations: Any) -> dict[str, int | None]:
     return totals
 
 
-_USAGE = field_reader("input_tokens", "output_tokens", "cache_read_input_tokens",
-                     "cache_creation_input_tokens", "cache_creation", "iterations",
-                     "output_tokens_details", "server_tool_use")
+_USAGE_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "cache_creation",
+    "iterations",
+    "output_tokens_details",
+    "server_tool_use",
+)
+"""What :func:`message_usage` reads, in the order of :func:`usage_from_values`' arguments."""
+_MERGED_FIELDS = (*_USAGE_FIELDS, "service_tier")
+"""What a stream merges: the usage fields, then the service tier (last)."""
+
+
+
+def _values_in_dict(cls: type, names: tuple[str, ...]) -> bool:
+    """Whether ``getattr`` finds each of ``names`` on a ``cls`` object only in its
+    ``__dict__`` or its extra fields: a pydantic model class (the SDK's usage classes)
+    with none of them as a class attribute or a private attribute."""
+    declared = getattr(cls, "__pydantic_fields__", None)
+    if not isinstance(declared, dict):
+        return False
+    private = getattr(cls, "__private_attributes__", None) or ()
+    return (reads_from_dict(cls, *[name for name in names if name in declared])
+            and not any(hasattr(cls, name) or name in private for name in names))
+
+
+def _usage_reader(*names: str) -> Callable[[Any], tuple[Any, ...]]:
+    """``field_reader(*names)``, with a shortcut for the SDK's usage objects.
+
+    An object of a class where :func:`_values_in_dict` holds (decided once per class) and
+    without extra fields is read as ``tuple(map(obj.__dict__.get, names))``: what
+    :func:`field` reads for each name (``None`` when absent), in one C-level pass
+    instead of one lookup per name in Python (about a microsecond less for nine names;
+    every call reads one usage, every stream two).
+    """
+    generic = field_reader(*names)
+    direct: dict[type, bool] = {}
+
+    def read(obj: Any) -> tuple[Any, ...]:
+        cls = type(obj)
+        fast = direct.get(cls)
+        if fast is None:
+            if len(direct) >= 64:  # classes made on the fly: start over
+                direct.clear()
+            fast = direct[cls] = _values_in_dict(cls, names)
+        if fast:
+            try:
+                extra = obj.__pydantic_extra__
+            except AttributeError:
+                extra = True  # not a complete model: read it the generic way
+            if not extra:
+                return tuple(map(obj.__dict__.get, names))
+        return generic(obj)
+
+    return read
+
+
+_MERGED = _usage_reader(*_MERGED_FIELDS)
+_USAGE = _usage_reader(*_USAGE_FIELDS)
 _CREATION = field_reader("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")
 
 
@@ -83,17 +128,27 @@ def message_usage(usage: Any) -> paid_hooks.Usage | None:
     """Normalise one Anthropic ``usage`` (SDK object or dict); ``None`` if nothing reported."""
     if usage is None:
         return None
-    (plain_input, output, cache_read, cache_write, creation, iterations, output_details,
-     server_tools) = _USAGE(usage)
-    plain_input = _count(plain_input)
-    output = _count(output)
+    return usage_from_values(*_USAGE(usage))
+
+
+def usage_from_values(plain_input: Any, output: Any, cache_read: Any, cache_write: Any,
+                      creation: Any, iterations: Any, output_details: Any,
+                      server_tools: Any) -> paid_hooks.Usage | None:
+    """:func:`message_usage` of a usage whose fields (``_USAGE_FIELDS``, in that order)
+    were read already: ``None`` when neither input nor output was reported."""
+    # the SDK's counts are ints: checked inline, count() only for anything else
+    plain_input = plain_input if type(plain_input) is int else count(plain_input)
+    output = output if type(output) is int else count(output)
     if plain_input is None and output is None:
         return None
-    cache_read = _count(cache_read)
-    cache_write = _count(cache_write)
-    write_5m, write_1h = _CREATION(creation)
-    write_5m = _count(write_5m)
-    write_1h = _count(write_1h)
+    cache_read = cache_read if type(cache_read) is int else count(cache_read)
+    cache_write = cache_write if type(cache_write) is int else count(cache_write)
+    if creation is None:  # the common case: no per-duration split of the cache writes
+        write_5m = write_1h = None
+    else:
+        write_5m, write_1h = _CREATION(creation)
+        write_5m = _count(write_5m)
+        write_1h = _count(write_1h)
 
     if iterations is not None:
         extra = _compaction_counts(iterations)
@@ -106,8 +161,10 @@ def message_usage(usage: Any) -> paid_hooks.Usage | None:
     if cache_write is None and (write_5m is not None or write_1h is not None):
         cache_write = (write_5m or 0) + (write_1h or 0)
 
-    thinking = _count(field(output_details, "thinking_tokens"))
-    searches = _count(field(server_tools, "web_search_requests"))
+    thinking = (None if output_details is None
+                else _count(field(output_details, "thinking_tokens")))
+    searches = (None if server_tools is None
+                else _count(field(server_tools, "web_search_requests")))
     units = {"web_searches": searches} if searches else {}
     return paid_hooks.Usage(
         input_tokens=(plain_input or 0) + (cache_write or 0) + (cache_read or 0),
@@ -126,28 +183,48 @@ def service_tier(usage: Any) -> str | None:
     return tier if isinstance(tier, str) else None
 
 
-class StreamUsage:
-    """The usage of one stream, merged from its events: later reported values win."""
+def usage_and_tier(usage: Any) -> tuple[paid_hooks.Usage | None, str | None]:
+    """``(message_usage(usage), service_tier(usage))``, reading the fields once."""
+    if usage is None:
+        return None, None
+    values = _MERGED(usage)
+    tier = values[-1]
+    return usage_from_values(*values[:-1]), tier if isinstance(tier, str) else None
 
-    __slots__ = ("fields", "final_seen")
+
+class StreamUsage:
+    """The usage of one stream, merged from its events: later reported values win.
+
+    The merged values are kept as one tuple in ``_MERGED_FIELDS`` order (cheaper than a
+    dict of names: a stream merges twice, at ``message_start`` and ``message_delta``).
+    """
+
+    __slots__ = ("final_seen", "values")
 
     def __init__(self) -> None:
-        self.fields: dict[str, Any] = {}
+        self.values: tuple[Any, ...] | None = None
+        """The merged fields (``_MERGED_FIELDS`` order), ``None`` before any usage."""
         self.final_seen = False
         """True once a ``message_delta`` (which carries the final output count) arrived."""
 
     def merge(self, usage: Any, *, final: bool) -> None:
         if usage is None:
             return
-        fields = self.fields
-        for name, value in zip(_MERGED_FIELDS, _MERGED(usage), strict=True):
-            if value is not None:
-                fields[name] = value
+        values = _MERGED(usage)
+        merged = self.values
+        if merged is None:
+            self.values = values
+        else:
+            self.values = tuple([old if new is None else new
+                                 for old, new in zip(merged, values, strict=True)])
         if final:
             self.final_seen = True
 
     def usage(self) -> paid_hooks.Usage | None:
-        return message_usage(self.fields)
+        values = self.values
+        return None if values is None else usage_from_values(*values[:-1])
 
     def service_tier(self) -> str | None:
-        return service_tier(self.fields)
+        values = self.values
+        tier = None if values is None else values[-1]
+        return tier if isinstance(tier, str) else None

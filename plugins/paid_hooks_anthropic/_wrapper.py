@@ -48,34 +48,49 @@ class _AsyncMessages(ClientProxy):
         return record_stream(self._paid_wrapped.stream, args, kwargs, self._paid_wrapped)
 
 
+def _proxy(owner: ClientProxy, slot: str, resource: Any, cls: type[ClientProxy]) -> Any:
+    """``cls(resource)``, kept in ``owner``'s ``slot`` and handed out again while the SDK
+    returns the same ``resource`` (its resources are cached properties), so a call does
+    not build a proxy anew."""
+    cached = getattr(owner, slot, None)
+    if cached is not None and cached._paid_wrapped is resource:
+        return cached
+    proxy = cls(resource)
+    object.__setattr__(owner, slot, proxy)
+    return proxy
+
+
 class _Beta(ClientProxy):
-    __slots__ = ()
+    __slots__ = ("_paid_messages",)
 
     @property
     def messages(self) -> _Messages:
-        return _Messages(self._paid_wrapped.messages)
+        return _proxy(self, "_paid_messages", self._paid_wrapped.messages,  # type: ignore[no-any-return]
+                      _Messages)
 
 
 class _AsyncBeta(ClientProxy):
-    __slots__ = ()
+    __slots__ = ("_paid_messages",)
 
     @property
     def messages(self) -> _AsyncMessages:
-        return _AsyncMessages(self._paid_wrapped.messages)
+        return _proxy(self, "_paid_messages", self._paid_wrapped.messages,  # type: ignore[no-any-return]
+                      _AsyncMessages)
 
 
 class PaidAnthropic(SdkClientProxy):
     """Wraps an ``anthropic.Anthropic`` client; every other attribute passes through unchanged."""
 
-    __slots__ = ()
+    __slots__ = ("_paid_beta", "_paid_messages")
 
     @property
     def messages(self) -> _Messages:
-        return _Messages(self._paid_wrapped.messages)
+        return _proxy(self, "_paid_messages", self._paid_wrapped.messages,  # type: ignore[no-any-return]
+                      _Messages)
 
     @property
     def beta(self) -> _Beta:
-        return _Beta(self._paid_wrapped.beta)
+        return _proxy(self, "_paid_beta", self._paid_wrapped.beta, _Beta)  # type: ignore[no-any-return]
 
     def __enter__(self) -> PaidAnthropic:
         self._paid_wrapped.__enter__()
@@ -88,15 +103,16 @@ class PaidAnthropic(SdkClientProxy):
 class PaidAsyncAnthropic(SdkClientProxy):
     """Wraps an ``anthropic.AsyncAnthropic`` client; every other attribute passes through."""
 
-    __slots__ = ()
+    __slots__ = ("_paid_beta", "_paid_messages")
 
     @property
     def messages(self) -> _AsyncMessages:
-        return _AsyncMessages(self._paid_wrapped.messages)
+        return _proxy(self, "_paid_messages", self._paid_wrapped.messages,  # type: ignore[no-any-return]
+                      _AsyncMessages)
 
     @property
     def beta(self) -> _AsyncBeta:
-        return _AsyncBeta(self._paid_wrapped.beta)
+        return _proxy(self, "_paid_beta", self._paid_wrapped.beta, _AsyncBeta)  # type: ignore[no-any-return]
 
     async def __aenter__(self) -> PaidAsyncAnthropic:
         await self._paid_wrapped.__aenter__()

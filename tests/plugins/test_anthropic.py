@@ -594,3 +594,95 @@ async def test_stream_error_event_after_message_start_is_usage_unknown(paid_ledg
                 await stream.get_final_message()
     [row] = paid_ledger.calls()
     _assert_unknown(row, "stream_error")
+
+
+# -- cheap paths: kept proxies, events read by class, no weakref.finalize ----------------
+
+
+def test_wrapper_keeps_its_resource_proxies_while_the_sdk_keeps_its_resources(
+        paid_ledger, fake_provider, client, aclient):
+    assert client.messages is client.messages
+    assert client.beta is client.beta and client.beta.messages is client.beta.messages
+    assert aclient.messages is aclient.messages
+    assert aclient.beta.messages is aclient.beta.messages
+    before = client.messages
+    inner = client._paid_wrapped
+    del inner.__dict__["messages"]  # the SDK builds a new resource: a new proxy wraps it
+    assert client.messages is not before
+    assert client.messages._paid_wrapped is inner.messages
+    fake_provider.queue(FakeReply(usage=FakeUsage(1000, 100)))
+    with paid_tracing("acme", external_agent_id="support"):
+        client.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES)
+    [row] = paid_ledger.calls()
+    assert_row(row, FakeUsage(1000, 100), streaming=False)
+
+
+def test_streams_register_no_weakref_finalize(paid_ledger, fake_provider, client):
+    import weakref
+
+    fake_provider.queue(FakeReply(usage=FakeUsage(1000, 100)),
+                        FakeReply(usage=FakeUsage(1000, 100)))
+    registered = len(weakref.finalize._registry)  # type: ignore[attr-defined]
+    with paid_tracing("acme", external_agent_id="support"):
+        for _ in client.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES,
+                                        stream=True):
+            assert len(weakref.finalize._registry) == registered  # type: ignore[attr-defined]
+        stream = client.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES,
+                                        stream=True)
+        assert len(weakref.finalize._registry) == registered  # type: ignore[attr-defined]
+        del stream
+        gc.collect()
+    first, second = paid_ledger.calls()
+    assert_row(first, FakeUsage(1000, 100), streaming=True)
+    _assert_unknown(second)
+
+
+async def test_async_stream_dropped_unread(paid_ledger, fake_provider, aclient):
+    fake_provider.queue(FakeReply(usage=FakeUsage(1000, 100)))
+    async with paid_tracing("acme", external_agent_id="support"):
+        stream = await aclient.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES,
+                                               stream=True)
+        del stream
+        gc.collect()
+    [row] = paid_ledger.calls()
+    _assert_unknown(row)
+
+
+@pytest.mark.parametrize("as_dicts", [True, False], ids=["dict_events", "sdk_events"])
+def test_stream_events_are_read_by_type_or_by_class(paid_ledger, as_dicts):
+    """Events of a class the plugin does not know are read by their ``type``; the SDK's
+    own event classes by their class. Both record the same usage."""
+    from anthropic.types import RawMessageStreamEvent
+    from pydantic import TypeAdapter
+
+    import paid_hooks
+    from paid_hooks_anthropic._streams import StreamRecorder, _observe
+
+    usage = {"input_tokens": 1000, "output_tokens": 1, "cache_read_input_tokens": 0,
+             "cache_creation_input_tokens": 0, "service_tier": "priority"}
+    events: list[Any] = [
+        {"type": "message_start", "message": {
+            "id": "msg_1", "type": "message", "role": "assistant", "model": MODEL,
+            "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage}},
+        {"type": "content_block_start", "index": 0,
+         "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0,
+         "delta": {"type": "text_delta", "text": "hi"}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+         "usage": {"output_tokens": 100}},
+        {"type": "message_stop"},
+    ]
+    if not as_dicts:
+        adapter: Any = TypeAdapter(RawMessageStreamEvent)
+        events = [adapter.validate_python(event) for event in events]
+    with paid_tracing("acme", external_agent_id="support"):
+        handle = paid_hooks.start_call(provider="anthropic", operation="chat",
+                                       request_model=MODEL, captured_by="anthropic",
+                                       streaming=True)
+        assert list(_observe(iter(events), StreamRecorder(handle))) == events
+        assert handle.done
+    [row] = paid_ledger.calls()
+    assert_row(row, FakeUsage(1000, 100), streaming=True)
+    assert row["service_tier"] == "priority"
+    assert row["response_id"] == "msg_1"
