@@ -30,6 +30,7 @@ from paid_hooks_httpx._routes import (
     API_OPENAI_EMBEDDINGS,
     API_OPENAI_RESPONSES,
     loads,
+    loads_text,
 )
 from paid_hooks_httpx._usage import (
     anthropic_usage,
@@ -213,8 +214,10 @@ class _ChatEvents:
     are therefore not mistaken for finished when the caller stops early. Groq's
     ``x_groq.usage`` is read too.
 
-    Most chunks of a stream only carry content: such a chunk is recognised from its text
-    and not parsed (:meth:`_unchanged`), since reading it would change nothing.
+    Most chunks of a stream only carry content, and reading them would change nothing.
+    Such a chunk is recognised without parsing it: from its raw bytes when it is the last
+    chunk read with only its ``content`` text changed (:meth:`quiet`), else from its text
+    (:meth:`_unchanged`).
     """
 
     skip_names: frozenset[bytes] = frozenset()
@@ -226,6 +229,28 @@ class _ChatEvents:
         """The text up to and including the first ``"choices"`` of the last chunk read
         whole, when it holds no usage, finish reason, error or escape: a chunk starting
         with the same text has the same top-level ``model`` and ``service_tier`` there."""
+        self._head = self._tail = b""
+        """The last chunk read whole, as raw bytes cut around the text of its first
+        ``"content"`` string, when reading it again would change nothing (no usage, no
+        finish reason, no error); ``_head`` is empty otherwise."""
+
+    def quiet(self, raw: bytes, start: int) -> bool:
+        r"""True when ``raw[start:]`` is the last chunk read whole (see ``_head``) with
+        only the text of its ``content`` string changed: reading it would change nothing.
+
+        The text between head and tail must hold no ``"`` and not end with ``\``, so the
+        string cannot end anywhere but where the tail starts: the chunk then parses as the
+        last one did, but for that one string, or does not parse at all (then reading it
+        changes nothing either). Three C calls and no copy: about 6,500 instructions per
+        content chunk, some 4,000 fewer than decoding it and comparing it as text
+        (:meth:`_unchanged`; CPython 3.11, 20-chunk stream: 500k -> 420k instructions).
+        """
+        head = self._head
+        if not head or not raw.startswith(head, start) or not raw.endswith(self._tail):
+            return False
+        text_start, text_end = start + len(head), len(raw) - len(self._tail)
+        return text_start <= text_end and raw.find(b'"', text_start, text_end) < 0 and (
+            text_start == text_end or raw[text_end - 1] != 0x5C)  # 0x5C: backslash
 
     def _unchanged(self, data: str) -> bool:
         """True when reading ``data`` cannot change the result: it starts as the last chunk
@@ -244,15 +269,32 @@ class _ChatEvents:
         return not ('"usage"' in rest or '"model"' in rest or '"service_tier"' in rest
                     or (not self._finished and '"finish_reason"' in rest))
 
+    def _learn(self, data: str) -> None:
+        r"""Cut the plain chunk ``data`` just read into ``_head`` and ``_tail``, around the
+        text of its first ``"content"`` string (when that text holds no ``"`` nor ``\``)."""
+        self._head = b""
+        for key in ('"content":"', '"content": "'):
+            found = data.find(key)
+            if found >= 0:
+                text_start = found + len(key)
+                text_end = data.find('"', text_start)
+                if text_end >= 0 and "\\" not in data[text_start:text_end]:
+                    self._head = data[:text_start].encode("utf-8")
+                    self._tail = data[text_end:].encode("utf-8")
+                return
+
     def event(self, name: str | None, data: str) -> None:
+        """Read one chunk (the reader already left out those :meth:`quiet` recognised)."""
         if self._unchanged(data):
+            self._learn(data)  # reading it changed nothing: neither would reading its like
             return
         result = self.result
+        self._head = b""
         if data.strip() == "[DONE]":
             result.ended = True
             result.complete = result.usage is not None
             return
-        parsed = json.loads(data)
+        parsed = loads_text(data)
         obj = as_mapping(parsed)
         if "error" in obj and "choices" not in obj:
             result.error = "stream_error"
@@ -266,9 +308,14 @@ class _ChatEvents:
             if found >= 0 and _plain_prefix(data[:found]):
                 self._prefix = data[:found + 9]
         choices = obj.get("choices")
-        if isinstance(choices, list) and any(as_mapping(c).get("finish_reason") for c in choices):
+        finish = isinstance(choices, list) and any(as_mapping(c).get("finish_reason")
+                                                   for c in choices)
+        if finish:
             self._finished = True
         raw = obj.get("usage") or as_mapping(obj.get("x_groq")).get("usage")
+        if not (finish or raw or "error" in obj) and isinstance(parsed, dict) and \
+                result.response_id is not None:
+            self._learn(data)  # reading this chunk again would change nothing
         usage = chat_usage(raw) if raw else None
         if usage is not None:
             result.usage = usage
@@ -296,7 +343,7 @@ class _ResponsesEvents:
     def event(self, name: str | None, data: str) -> None:
         if name is not None and name not in self._WANTED:
             return
-        obj = as_mapping(json.loads(data))
+        obj = as_mapping(loads_text(data))
         kind = obj.get("type") or name
         if kind == "error":
             self.result.error = "stream_error"
@@ -354,7 +401,7 @@ class _AnthropicEvents:
     def event(self, name: str | None, data: str) -> None:
         if name is not None and name not in self._WANTED:
             return
-        obj = as_mapping(json.loads(data))
+        obj = as_mapping(loads_text(data))
         kind = obj.get("type") or name
         result = self.result
         if kind == "message_start":
@@ -385,7 +432,7 @@ class _GeminiEvents:
         self.result = result
 
     def event(self, name: str | None, data: str) -> None:
-        finished = _gemini_chunk(json.loads(data), self.result)
+        finished = _gemini_chunk(loads_text(data), self.result)
         if finished:
             self.result.ended = True
         if self.result.ended:
@@ -416,6 +463,8 @@ class SseReader:
         self._handler = factory(self.result) if factory else None
         self._skip_names: frozenset[bytes] = getattr(self._handler, "skip_names", frozenset())
         self._skip_prefixes = tuple(b"event: " + name + b"\n" for name in self._skip_names)
+        self._quiet: Callable[[bytes, int], bool] | None = getattr(self._handler, "quiet", None)
+        """``quiet(raw, start)``: True when the event data ``raw[start:]`` need not be read."""
         self._buffer = b""
         self._name: bytes | None = None
         self._data: list[bytes] = []
@@ -485,12 +534,13 @@ class SseReader:
             return
         skip_names = self._skip_names
         skipped = self._skip_prefixes
+        quiet = self._quiet
         for event in events:
             if skipped and event.startswith(skipped) and event.find(b"\nevent") < 0:
                 continue  # ``event: <a name the handler ignores>`` and no other name line
             if 10 not in event:  # one line: the common ``data: ...`` event
                 if event[:6] == b"data: ":
-                    if len(event) - 6 <= _MAX_EVENT:
+                    if len(event) - 6 <= _MAX_EVENT and not (quiet and quiet(event, 6)):
                         try:  # noqa: SIM105 (a bare try costs nothing; suppress() does)
                             handler.event(None, event[6:].decode("utf-8", "replace"))
                         except Exception:  # one malformed event: skip it, keep reading
@@ -537,6 +587,8 @@ class SseReader:
     def _deliver(self, name: bytes | None, raw: bytes) -> None:
         if name is not None and name in self._skip_names:
             return  # an event the handler ignores by name (same as decoding the name)
+        if self._quiet is not None and self._quiet(raw, 0):
+            return
         text = None if name is None else (name.decode("utf-8", "replace").strip() or None)
         try:  # noqa: SIM105
             self._handler.event(text, raw.decode("utf-8", "replace"))  # type: ignore[union-attr]

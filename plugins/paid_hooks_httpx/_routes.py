@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,11 +167,35 @@ def _classify(method: str, host: str, path: str, override: str | None = None) ->
     return Route(provider, api, operation, model, streaming)
 
 
+_SCAN_ONCE: Callable[[str, int], tuple[Any, int]] = (
+    json.JSONDecoder().scan_once)  # type: ignore[attr-defined]  # set in __init__, untyped
+"""The C scanner ``json.loads`` ends in (same settings as its default decoder)."""
+
+
+def loads_text(text: str) -> Any:
+    """``json.loads(text)``: for a text starting with ``{`` the C scanner is called directly.
+
+    Same result and same errors (as :class:`ValueError`) as ``json.loads``; what it skips
+    is ``json.loads``' Python layers (type checks, ``decode``, ``raw_decode``, two
+    whitespace regex matches), about 9,000 instructions per call on CPython 3.11, paid per
+    request, per response and per SSE event read.
+    """
+    if text[:1] != "{":
+        return json.loads(text)
+    try:
+        obj, end = _SCAN_ONCE(text, 0)
+    except StopIteration as exc:  # what raw_decode turns into "Expecting value"
+        raise ValueError("Expecting value") from exc
+    if end != len(text) and text[end:].strip(" \t\n\r"):
+        raise ValueError("Extra data")
+    return obj
+
+
 def loads(body: bytes) -> Any:
     """``json.loads(body)``, minus its encoding detection for the usual body: one that
     starts with ``{`` not followed by a NUL byte is UTF-8 (what ``json.loads`` concludes)."""
     if body[:1] == b"{" and body[1:2] != b"\x00":
-        return json.loads(body.decode("utf-8", "surrogatepass"))
+        return loads_text(body.decode("utf-8", "surrogatepass"))
     return json.loads(body)
 
 

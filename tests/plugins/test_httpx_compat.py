@@ -632,3 +632,74 @@ def test_secrets_never_reach_the_ledger(paid_ledger, fake_provider):
     dump = json.dumps(paid_ledger.calls(), default=str)
     assert len(paid_ledger.calls()) == 2
     assert KEY not in dump and "SECRET" not in dump and "Bearer" not in dump
+
+
+def _content_chunk(text: str, finish: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {"id": "c1", "model": "gpt-4o-mini", **extra,
+            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": finish}],
+            "usage": None}
+
+
+@pytest.mark.parametrize("separators", [(",", ":"), (", ", ": ")])
+def test_chat_reader_skips_only_chunks_that_differ_in_their_content_text(separators,
+                                                                         monkeypatch):
+    # a chunk shaped as the last one read, but for its content text, is not even decoded;
+    # any other difference (model, a quote that could end the text early) is read
+    from paid_hooks_httpx import _parse
+
+    parsed: list[str] = []
+    real = _parse.loads_text
+
+    def counting(text: str) -> Any:
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(_parse, "loads_text", counting)
+    usage = {"prompt_tokens": 11, "completion_tokens": 22}
+    # the injected finish_reason is only seen if the chunk with quotes in its text is read:
+    # without it, usage on a chunk with choices would not count as final
+    injected = json.dumps(_content_chunk("x"), separators=separators).replace(
+        '"x"', '"x"}, "finish_reason": "stop"}, {"index": 1, "delta": {"content": "y"', 1)
+    events = [json.dumps(event, separators=separators) for event in (
+        _content_chunk("a"), _content_chunk("b"), _content_chunk("c"),
+        _content_chunk("d", model="gpt-4o"), _content_chunk("e", model="gpt-4o"))]
+    events += [injected, json.dumps(_content_chunk("f") | {"usage": usage},
+                                    separators=separators)]
+    reader = SseReader("openai.chat")
+    for event in events:
+        reader.feed(b"data: " + event.encode() + b"\n\n")
+    reader.eof()
+    result = reader.result
+    assert json.loads(injected)["choices"][0]["finish_reason"] == "stop"
+    assert result.complete and result.usage.output_tokens == 22
+    assert result.response_model == "gpt-4o-mini"  # the last chunk's model
+    assert len(parsed) == 4  # "a", the new model "d", the injected chunk, the usage chunk
+
+
+def test_chat_reader_reads_a_chunk_whose_text_ends_with_a_backslash():
+    # content text ending in a backslash could escape the quote that follows: never skipped
+    base = _content_chunk("a")
+    tail_escaped = json.dumps(_content_chunk("b\\"))
+    reader = SseReader("openai.chat")
+    handler = reader._handler
+    reader.feed(b"data: " + json.dumps(base).encode() + b"\n\n")
+    assert handler.quiet(b"data: " + json.dumps(_content_chunk("zz")).encode(), 6)
+    assert handler.quiet(json.dumps(_content_chunk("")).encode(), 0)
+    assert not handler.quiet(b"data: " + tail_escaped.encode(), 6)
+    assert not handler.quiet(b"data: " + json.dumps(_content_chunk('q"')).encode(), 6)
+    assert not handler.quiet(b"data: " + json.dumps(_content_chunk("a", "stop")).encode(), 6)
+
+
+@pytest.mark.parametrize("text", ['{"a": 1}', '{"a": [1, 2.5, null]} \r\n\t', ' {"a": 1}', "[1]",
+                                  '"s"', "{}", '{"a": 1} x', '{"a": 1}{}', "{", '{"a": 1}\x0b',
+                                  "", '{"a": NaN}', '{"a": "\\u00e9"}'])
+def test_loads_text_is_json_loads(text):
+    from paid_hooks_httpx._routes import loads_text
+
+    try:
+        expected: Any = json.loads(text)
+    except ValueError:
+        with pytest.raises(ValueError):
+            loads_text(text)
+        return
+    assert loads_text(text) == expected or (expected != expected)  # NaN is not NaN
