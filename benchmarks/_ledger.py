@@ -137,12 +137,28 @@ def ingest_processes(calls: int, processes: int) -> dict[str, Any]:
             "calls_per_s": per * processes / elapsed}
 
 
+def _fresh_postgres_url(url: str) -> str:
+    """``url`` with a new, empty schema of its database as the search path: every run
+    starts from an empty ledger, and its row count is its own."""
+    from urllib.parse import quote
+
+    import psycopg
+
+    schema = f"bench_{os.getpid()}_{random.randrange(10**9)}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options={quote(f'-csearch_path={schema}', safe='')}"
+
+
 def ingest(calls: int, url: str | None) -> dict[str, Any]:
     import paid_hooks
     from paid_hooks.ledger import open_ledger
 
     tmp = scratch_dir()
-    url = url or f"sqlite:///{tmp}/ledger.db"
+    base_url = url
+    postgres = url is not None and url.startswith("postgres")
+    url = _fresh_postgres_url(url) if postgres and url else url or f"sqlite:///{tmp}/ledger.db"
     produce = _producer(url)
     produce(0, _WARMUP)  # warm-up: price table loaded, ledger created
     paid_hooks.flush(120)
@@ -168,7 +184,7 @@ def ingest(calls: int, url: str | None) -> dict[str, Any]:
         "producer_cpu_us_per_call": producer_cpu / calls * 1e6,
         "producer_yields_to_worker": yields,
     }
-    out.update(_write_rate(url if not url.startswith("sqlite") else
+    out.update(_write_rate(_fresh_postgres_url(base_url) if postgres and base_url else
                            f"sqlite:///{tmp}/write-only.db", min(calls, 200_000)))
     return out
 
