@@ -250,14 +250,6 @@ class StreamRecord:
         self.seen_items = False
         self.finalizer: weakref.finalize[Any, Any] | None = None
 
-    def observe(self, item: Any) -> bool:
-        self.seen_items = True
-        try:
-            return bool(self.observer.observe(item))
-        except Exception:
-            log.debug("paid_hooks: could not read an OpenAI stream item", exc_info=True)
-            return True
-
     def _reading(self) -> Reading:
         try:
             return self.observer.reading()
