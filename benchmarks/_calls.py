@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import sys
 import threading
 import time
@@ -216,59 +217,274 @@ def _stats(wall: list[int], cpu: list[int]) -> dict[str, float]:
             "cpu_median_us": pct(cpu_sorted, 0.5), "cpu_p99_us": pct(cpu_sorted, 0.99)}
 
 
-def _measure_sync(fn: Callable[[], Any], warmup: int, calls: int,
-                  settle: Callable[[], Any]) -> tuple[list[int], list[int]]:
-    for _ in range(warmup):
-        fn()
-    settle()
+def _nothing() -> None:
+    return None
+
+
+class PatchSwitch:
+    """Switches an instrumentation's monkeypatches in and out, without its own uninstrument.
+
+    ``capture`` snapshots every attribute of the named packages' modules and of the classes
+    they define; ``instrumented`` snapshots again after the instrumentation was installed
+    and keeps what changed. ``on()`` / ``off()`` then set the patched / original values
+    (an attribute the instrumentation added is deleted by ``off()``). This works the same
+    for every instrumentation that patches classes or modules (ours and the peers'), where
+    the peers' ``uninstrument()`` does not always undo everything (OpenLLMetry's OpenAI
+    instrumentor leaves wrappers behind, so a re-instrument stacks them). Each process
+    checks its span / ledger-row count, so a switch that leaked would fail the run.
+    """
+
+    _MISSING = object()
+
+    def __init__(self, packages: Sequence[str]) -> None:
+        self._packages = tuple(packages)
+        self._owners_before: list[Any] = []
+        self._before: dict[tuple[int, str], tuple[Any, Any]] = {}
+        self._changes: list[tuple[Any, str, Any, Any]] = []
+
+    def _owners(self) -> list[Any]:
+        owners: list[Any] = []
+        for name, module in list(sys.modules.items()):
+            if module is None or name.split(".")[0] not in self._packages:
+                continue
+            owners.append(module)
+            for value in list(vars(module).values()):
+                if isinstance(value, type) and value.__module__ == name:
+                    owners.append(value)
+        return owners
+
+    @staticmethod
+    def _snapshot(owners: Sequence[Any]) -> dict[tuple[int, str], tuple[Any, Any]]:
+        return {(id(owner), key): (owner, value)
+                for owner in owners for key, value in list(vars(owner).items())}
+
+    def capture(self) -> None:
+        self._owners_before = self._owners()  # kept alive: their ids key the snapshot
+        self._before = self._snapshot(self._owners_before)
+
+    def instrumented(self) -> int:
+        """Keep what the instrumentation changed on the modules and classes that existed
+        before it was installed (modules it imported meanwhile are new, not patched);
+        returns how many attributes that is."""
+        after = self._snapshot(self._owners_before)
+        self._changes = []
+        for key, (owner, value) in after.items():
+            original = self._before.get(key, (owner, self._MISSING))[1]
+            if original is not value:
+                self._changes.append((owner, key[1], original, value))
+        return len(self._changes)
+
+    def on(self) -> None:
+        for owner, name, _original, patched in self._changes:
+            setattr(owner, name, patched)
+
+    def off(self) -> None:
+        for owner, name, original, _patched in self._changes:
+            if original is self._MISSING:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+
+
+class CountingExporter(NullExporter):
+    """Drops every span, counting them (a peer's span count checks its switch)."""
+
+    def __init__(self) -> None:
+        self.spans = 0
+
+    def export(self, spans: Sequence[Any]) -> Any:
+        self.spans += len(spans)
+        return super().export(spans)
+
+
+class Pair:
+    """The two arms one process alternates: the bare SDK and the contender.
+
+    ``on`` / ``off`` switch the contender's instrumentation in and out around each of its
+    calls (untimed); they do nothing for contenders that wrap their own client.
+    """
+
+    def __init__(self, bare: Callable[[], Any], contender: Callable[[], Any],
+                 on: Callable[[], None] = _nothing, off: Callable[[], None] = _nothing) -> None:
+        self.bare, self.contender, self.on, self.off = bare, contender, on, off
+
+
+def measure_paired(pair: Pair, warmup: int, pairs: int, settle: Callable[[], Any],
+                   asynchronous: bool) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Wall and caller-CPU ns per call: (bare wall, bare cpu, contender wall, contender cpu).
+
+    The arms alternate call by call (bare first in even pairs, the contender first in odd
+    ones), so whatever drifts over the run, and whatever makes one process faster than
+    another, hits both arms alike; pair ``i`` is the ``i``-th call of each arm.
+    """
+    perf, thread_time = time.perf_counter_ns, time.thread_time_ns
+    bare_wall: list[int] = []
+    bare_cpu: list[int] = []
     wall: list[int] = []
     cpu: list[int] = []
-    perf, thread_time = time.perf_counter_ns, time.thread_time_ns
-    for _ in range(calls):
-        t0, c0 = perf(), thread_time()
-        fn()
-        c1, t1 = thread_time(), perf()
-        wall.append(t1 - t0)
-        cpu.append(c1 - c0)
-    return wall, cpu
+    bare, contender, on, off = pair.bare, pair.contender, pair.on, pair.off
 
-
-def _measure_async(fn: Callable[[], Any], warmup: int, calls: int,
-                   settle: Callable[[], Any]) -> tuple[list[int], list[int]]:
-    async def main() -> tuple[list[int], list[int]]:
-        for _ in range(warmup):
-            await fn()
-        settle()
-        wall: list[int] = []
-        cpu: list[int] = []
-        perf, thread_time = time.perf_counter_ns, time.thread_time_ns
-        for _ in range(calls):
+    if not asynchronous:
+        def timed_bare() -> None:
             t0, c0 = perf(), thread_time()
-            await fn()
+            bare()
             c1, t1 = thread_time(), perf()
+            bare_wall.append(t1 - t0)
+            bare_cpu.append(c1 - c0)
+
+        def timed_contender() -> None:
+            on()
+            t0, c0 = perf(), thread_time()
+            contender()
+            c1, t1 = thread_time(), perf()
+            off()
             wall.append(t1 - t0)
             cpu.append(c1 - c0)
-        return wall, cpu
 
-    return asyncio.run(main())
+        for _ in range(warmup):
+            bare()
+            on()
+            contender()
+            off()
+        settle()
+        for i in range(pairs):
+            if i & 1:
+                timed_contender()
+                timed_bare()
+            else:
+                timed_bare()
+                timed_contender()
+        return bare_wall, bare_cpu, wall, cpu
+
+    async def main() -> None:
+        async def timed_bare() -> None:
+            t0, c0 = perf(), thread_time()
+            await bare()
+            c1, t1 = thread_time(), perf()
+            bare_wall.append(t1 - t0)
+            bare_cpu.append(c1 - c0)
+
+        async def timed_contender() -> None:
+            on()
+            t0, c0 = perf(), thread_time()
+            await contender()
+            c1, t1 = thread_time(), perf()
+            off()
+            wall.append(t1 - t0)
+            cpu.append(c1 - c0)
+
+        for _ in range(warmup):
+            await bare()
+            on()
+            await contender()
+            off()
+        settle()
+        for i in range(pairs):
+            if i & 1:
+                await timed_contender()
+                await timed_bare()
+            else:
+                await timed_bare()
+                await timed_contender()
+
+    asyncio.run(main())
+    return bare_wall, bare_cpu, wall, cpu
+
+
+def paired_stats(bare_wall: list[int], bare_cpu: list[int], wall: list[int],
+                 cpu: list[int]) -> dict[str, Any]:
+    """Both arms' statistics, and the overhead: the median of the paired differences."""
+    bare, contender = _stats(bare_wall, bare_cpu), _stats(wall, cpu)
+
+    def median_difference(arm: list[int], reference: list[int]) -> float:
+        return statistics.median(a - r for a, r in zip(arm, reference, strict=True)) / 1000
+
+    return {
+        "bare": bare, "contender": contender,
+        "overhead_us": median_difference(wall, bare_wall),
+        "cpu_overhead_us": median_difference(cpu, bare_cpu),
+        "p99_overhead_us": contender["p99_us"] - bare["p99_us"],
+        "ratio": contender["median_us"] / bare["median_us"],
+        "pairs": len(wall),
+    }
+
+
+class Background:
+    """CPU the process's other threads spend (the pipeline worker, span processors)."""
+
+    def __init__(self) -> None:
+        self.process0 = self.caller0 = 0
+        self.threads0: dict[str, int] = {}
+
+    def start(self) -> None:
+        self.process0, self.caller0 = time.process_time_ns(), time.thread_time_ns()
+        self.threads0 = _thread_cpu()
+
+    def per_call(self, calls: int) -> dict[str, Any]:
+        process1, caller1 = time.process_time_ns(), time.thread_time_ns()
+        threads1 = _thread_cpu()
+        return {
+            "background_cpu_us": ((process1 - self.process0) - (caller1 - self.caller0))
+            / calls / 1000,
+            "threads_cpu_us": {name: round((ns - self.threads0.get(name, 0)) / calls / 1000, 2)
+                               for name, ns in threads1.items()
+                               if ns - self.threads0.get(name, 0) > 0},
+        }
+
+
+def _peer_instrumentor(provider_name: str, contender: str) -> Any:
+    if contender == "openinference":
+        if provider_name == "openai":
+            from openinference.instrumentation.openai import OpenAIInstrumentor as Inst
+        else:
+            from openinference.instrumentation.anthropic import AnthropicInstrumentor as Inst
+    elif provider_name == "openai":
+        from opentelemetry.instrumentation.openai import OpenAIInstrumentor as Inst
+    else:
+        from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor as Inst
+    return Inst()
 
 
 def run(provider_name: str, contender: str, warmup: int, calls: int,
         workloads: Sequence[str]) -> dict[str, Any]:
+    """One process: every workload, bare and ``contender`` alternated call by call."""
     tmp = scratch_dir()
     watch = PricingWatch()
     tracer_provider: Any = None
+    exporter: CountingExporter | None = None
+    switch: PatchSwitch | None = None
+    packages = ["openai"] if provider_name == "openai" else ["anthropic"]
+    packages += ["httpx", "httpx2"]
     if contender in PAID:
         import paid_hooks
 
         watch.install()
         paid_hooks.initialize_tracing(ledger=f"sqlite:///{tmp}/ledger.db")
+    bare_functions = _call_functions(provider_name, *_clients(provider_name, "bare"))
+    if contender in ("auto", *PEERS):
+        for workload in workloads:  # imports the SDK modules the calls use, then snapshot
+            call = bare_functions[workload]
+            asyncio.run(call()) if workload == "async" else call()
+        switch = PatchSwitch(packages)
+        switch.capture()
         if contender == "auto":
+            import paid_hooks
+
             paid_hooks.instrument(provider_name)
-    elif contender in PEERS:
-        tracer_provider = _instrument_peer(provider_name, contender)
-    sync_client, async_client = _clients(provider_name, contender)
-    functions = _call_functions(provider_name, sync_client, async_client)
+        else:
+            from opentelemetry.sdk.trace import TracerProvider
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+            tracer_provider = TracerProvider()
+            exporter = CountingExporter()
+            tracer_provider.add_span_processor(BatchSpanProcessor(exporter))  # type: ignore[arg-type]
+            _peer_instrumentor(provider_name, contender).instrument(
+                tracer_provider=tracer_provider)
+        if not switch.instrumented():
+            raise RuntimeError(f"{contender} patched nothing in {packages}")
+        switch.off()
+    functions = _call_functions(provider_name,
+                                *_clients(provider_name, "bare" if switch else contender))
 
     scope: Any = None
     if contender in PAID:
@@ -278,7 +494,7 @@ def run(provider_name: str, contender: str, warmup: int, calls: int,
         scope.__enter__()
     out: dict[str, Any] = {"provider": provider_name, "contender": contender,
                            "pid": os.getpid(), "workloads": {}}
-    counters: dict[str, Any] = {}
+    background = Background()
 
     def drain() -> float:
         """Finish the background work of the calls made so far; returns its wall time."""
@@ -292,33 +508,28 @@ def run(provider_name: str, contender: str, warmup: int, calls: int,
         return (time.perf_counter() - d0) * 1000
 
     def settle() -> None:
-        """After the warm-up: drain it, then start counting CPU."""
+        """After the warm-up: drain it, then start counting background CPU."""
         drain()
-        counters.update(p0=time.process_time_ns(), c0=time.thread_time_ns(),
-                        threads0=_thread_cpu())
+        background.start()
 
     for workload in workloads:
-        fn = functions[workload]
-        if workload == "async":
-            wall, cpu = _measure_async(fn, warmup, calls, settle)
-        else:
-            wall, cpu = _measure_sync(fn, warmup, calls, settle)
+        pair = Pair(bare_functions[workload], functions[workload],
+                    *((switch.on, switch.off) if switch else ()))
+        timings = measure_paired(pair, warmup, calls, settle, workload == "async")
         drain_ms = drain()
-        p1, c1 = time.process_time_ns(), time.thread_time_ns()
-        threads1 = _thread_cpu()
-        threads0 = counters["threads0"]
-        stats = _stats(wall, cpu)
-        stats["threads_cpu_us"] = {
-            name: round((cpu_ns - threads0.get(name, 0)) / calls / 1000, 2)
-            for name, cpu_ns in threads1.items() if cpu_ns - threads0.get(name, 0) > 0}
-        stats["background_cpu_us"] = ((p1 - counters["p0"]) - (c1 - counters["c0"])) / calls / 1000
+        stats = paired_stats(*timings)
+        stats.update(background.per_call(calls))
         stats["drain_ms"] = drain_ms
-        stats["calls"] = calls
         out["workloads"][workload] = stats
     if scope is not None:
         scope.__exit__(None, None, None)
+    expected = len(workloads) * (warmup + calls)
     if contender in PAID:
-        out["checks"] = _check_ledger(tmp, len(workloads) * (warmup + calls), watch)
+        out["checks"] = _check_ledger(tmp, expected, watch)
+    elif exporter is not None:
+        assert tracer_provider is not None
+        tracer_provider.force_flush()
+        out["checks"] = {"spans": exporter.spans, "expected_spans": expected}
     return out
 
 

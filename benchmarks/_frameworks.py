@@ -14,13 +14,13 @@ HTTP client is a ``MockTransport``, so nothing leaves the process).
 bare or with ``hooks=PaidOpenAIAgentsHook()``. The Agents SDK's own tracing is off for
 both (it would export to OpenAI's backend).
 
-Prints one JSON object with the same statistics as ``_calls.py``.
+Each process alternates the bare framework and the contender, invocation by invocation,
+and prints one JSON object with the same statistics as ``_calls.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
@@ -31,7 +31,15 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _calls import NullExporter, PricingWatch, _check_ledger, _stats, _thread_cpu
+from _calls import (
+    Background,
+    NullExporter,
+    Pair,
+    PricingWatch,
+    _check_ledger,
+    measure_paired,
+    paired_stats,
+)
 from _mock import MESSAGES, OPENAI_MODEL, openai_handler, scratch_dir
 
 CASES = {"langchain": ("bare", "paid", "langfuse"), "agents": ("bare", "paid")}
@@ -120,6 +128,8 @@ def _agents(contender: str) -> Callable[[], Any]:
 
 
 def run(case: str, contender: str, warmup: int, calls: int) -> dict[str, Any]:
+    """One process: the bare framework and ``contender`` alternated invocation by
+    invocation (as ``_calls.py`` does for the SDKs)."""
     tmp = scratch_dir()
     watch = PricingWatch()
     paid = contender == "paid"
@@ -128,65 +138,33 @@ def run(case: str, contender: str, warmup: int, calls: int) -> dict[str, Any]:
 
         watch.install()
         paid_hooks.initialize_tracing(ledger=f"sqlite:///{tmp}/ledger.db")
-    fn = _langchain(contender) if case == "langchain" else _agents(contender)
+    make = _langchain if case == "langchain" else _agents
+    pair = Pair(make("bare"), make(contender))
     scope: Any = None
     if paid:
         import paid_hooks
 
         scope = paid_hooks.paid_tracing("bench-customer", external_agent_id="bench-agent")
         scope.__enter__()
-    perf, thread_time = time.perf_counter_ns, time.thread_time_ns
-    wall: list[int] = []
-    cpu: list[int] = []
-    counters: dict[str, Any] = {}
+    background = Background()
 
-    def settle() -> None:
+    def drain() -> float:
+        d0 = time.perf_counter()
         if paid:
             import paid_hooks
 
             paid_hooks.flush(60)
-        counters.update(p0=time.process_time_ns(), c0=time.thread_time_ns(),
-                        threads0=_thread_cpu())
+        return (time.perf_counter() - d0) * 1000
 
-    if case == "agents":
-        async def main() -> None:
-            for _ in range(warmup):
-                await fn()
-            settle()
-            for _ in range(calls):
-                t0, c = perf(), thread_time()
-                await fn()
-                c1, t1 = thread_time(), perf()
-                wall.append(t1 - t0)
-                cpu.append(c1 - c)
+    def settle() -> None:
+        drain()
+        background.start()
 
-        asyncio.run(main())
-    else:
-        for _ in range(warmup):
-            fn()
-        settle()
-        for _ in range(calls):
-            t0, c = perf(), thread_time()
-            fn()
-            c1, t1 = thread_time(), perf()
-            wall.append(t1 - t0)
-            cpu.append(c1 - c)
-    d0 = time.perf_counter()
-    if paid:
-        import paid_hooks
-
-        paid_hooks.flush(60)
-    drain_ms = (time.perf_counter() - d0) * 1000
-    p1, c1 = time.process_time_ns(), time.thread_time_ns()
-    threads1 = _thread_cpu()
-    threads0 = counters["threads0"]
-    stats = _stats(wall, cpu)
-    stats["background_cpu_us"] = ((p1 - counters["p0"]) - (c1 - counters["c0"])) / calls / 1000
-    stats["threads_cpu_us"] = {
-        name: round((ns - threads0.get(name, 0)) / calls / 1000, 2)
-        for name, ns in threads1.items() if ns - threads0.get(name, 0) > 0}
+    timings = measure_paired(pair, warmup, calls, settle, asynchronous=case == "agents")
+    drain_ms = drain()
+    stats = paired_stats(*timings)
+    stats.update(background.per_call(calls))
     stats["drain_ms"] = drain_ms
-    stats["calls"] = calls
     out: dict[str, Any] = {"case": case, "contender": contender,
                            "workloads": {"invoke" if case == "langchain" else "run": stats}}
     if scope is not None:
