@@ -43,10 +43,12 @@ import sys
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextvars import Token
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 from paid_hooks.hookspecs import hookimpl
+from paid_hooks.recorder import _IN_FLIGHT
 
 if TYPE_CHECKING:
     from paid_hooks.recorder import CallHandle
@@ -305,12 +307,17 @@ def call_exclusive(handle: CallHandle, method: Callable[..., T], args: tuple[Any
     When it raises, ``on_error(exc)`` (default: ``handle.fail``) records the failure and
     the exception propagates unchanged. Recording the result is left to the caller.
     """
-    with handle.exclusive():
-        try:
-            return method(*args, **kwargs)
-        except BaseException as exc:
-            (on_error or handle.fail)(exc)
-            raise
+    # ``with handle.exclusive():`` inlined (the same context-variable set and reset):
+    # no block object and three Python calls fewer on every AI call.
+    token = _IN_FLIGHT.set(handle.captured_by) if handle.recording else None
+    try:
+        return method(*args, **kwargs)
+    except BaseException as exc:
+        (on_error or handle.fail)(exc)
+        raise
+    finally:
+        if token is not None:
+            _leave_exclusive(token)
 
 
 async def call_exclusive_async(handle: CallHandle, method: Callable[..., Awaitable[T]],
@@ -321,12 +328,23 @@ async def call_exclusive_async(handle: CallHandle, method: Callable[..., Awaitab
     As :func:`call_exclusive`: a raised exception goes to ``on_error`` (default:
     ``handle.fail``) and propagates unchanged.
     """
-    with handle.exclusive():
-        try:
-            return await method(*args, **kwargs)
-        except BaseException as exc:
-            (on_error or handle.fail)(exc)
-            raise
+    token = _IN_FLIGHT.set(handle.captured_by) if handle.recording else None  # as above
+    try:
+        return await method(*args, **kwargs)
+    except BaseException as exc:
+        (on_error or handle.fail)(exc)
+        raise
+    finally:
+        if token is not None:
+            _leave_exclusive(token)
+
+
+def _leave_exclusive(token: Token[str | None]) -> None:
+    """Undo the ``set`` of an exclusive block (as ``CallHandle.__exit__`` does)."""
+    try:
+        _IN_FLIGHT.reset(token)
+    except ValueError:  # set in another context
+        _IN_FLIGHT.set(None)
 
 
 def on_collect(obj: object, callback: Callable[..., Any], *args: Any) -> weakref.finalize[Any, Any]:

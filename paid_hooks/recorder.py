@@ -26,12 +26,14 @@ import threading
 import time
 from contextlib import AbstractContextManager
 from contextvars import ContextVar, Token
+from typing import Any
 
 from opentelemetry import context as otel_context
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 
 from paid_hooks import _runtime
-from paid_hooks.context import current_scope
-from paid_hooks.model import AICall, CallStatus, Usage
+from paid_hooks.context import _ACTIVE, TraceScope
+from paid_hooks.model import TWINS, AICall, CallStatus, Usage
 
 __all__ = ["CallHandle", "call_in_flight", "start_call"]
 
@@ -42,6 +44,26 @@ _SUPPRESS_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY
 _FALLBACKS: ContextVar[list[CallHandle] | None] = ContextVar("paid_hooks_fallback_calls",
                                                               default=None)
 _fallback_lock = threading.Lock()
+_time_ns = time.time_ns
+_AICallFields: Any = TWINS[AICall]
+_new_handle = object.__new__
+_RESERVED: Any = object()
+"""The handle's own exclusive block is taken, its token not yet known (see ``exclusive``)."""
+
+
+def _otel_context_getter() -> Any:
+    """OpenTelemetry's ``get_current``, as its context variable's own ``get`` when the
+    runtime context is the usual context-variable one (decided once, at import): the same
+    answer without two Python calls on every AI call."""
+    runtime_context = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    if type(runtime_context) is ContextVarsRuntimeContext:
+        variable = getattr(runtime_context, "_current_context", None)
+        if isinstance(variable, ContextVar):
+            return variable.get
+    return otel_context.get_current
+
+
+_otel_current = _otel_context_getter()
 
 
 def call_in_flight() -> str | None:
@@ -53,33 +75,55 @@ class CallHandle:
     """One AI call in progress. Create it with :func:`start_call`."""
 
     __slots__ = (
-        "_done", "batch", "captured_by", "operation", "parent", "provider", "recording",
-        "request_model", "scope", "server_address", "start_time_ns", "streaming",
+        "_done", "_token", "batch", "captured_by", "operation", "parent", "provider",
+        "recording", "request_model", "scope", "server_address", "start_time_ns", "streaming",
     )
 
-    def __init__(self, *, provider: str, operation: str, request_model: str | None,
-                 captured_by: str, streaming: bool, server_address: str | None,
-                 batch: bool, recording: bool,
-                 parent: otel_context.Context | None = None) -> None:
-        self.provider = provider
-        self.operation = operation
-        self.request_model = request_model
-        self.captured_by = captured_by
-        self.streaming = streaming
-        self.server_address = server_address
-        self.batch = batch
-        self.recording = recording
-        """False when another layer records this call (or tracing is off): all no-ops."""
-        self.start_time_ns = time.time_ns()
-        self.scope = current_scope() if recording else None
-        if recording and parent is None:
-            parent = otel_context.get_current()
-        self.parent = parent if recording else None
-        self._done = not recording
+    provider: str
+    operation: str
+    request_model: str | None
+    captured_by: str
+    streaming: bool
+    server_address: str | None
+    batch: bool
+    recording: bool
+    """False when another layer records this call (or tracing is off): all no-ops."""
+    start_time_ns: int
+    scope: TraceScope | None
+    parent: otel_context.Context | None
+    _done: bool
+    _token: Any
+    """The token of the handle's own exclusive block while entered (``_RESERVED`` between
+    ``exclusive()`` and ``__enter__``)."""
+
+    def __init__(self) -> None:
+        raise TypeError("a CallHandle is made by paid_hooks.start_call(...)")
 
     def exclusive(self) -> AbstractContextManager[CallHandle]:
-        """Run the provider call in this block: lower layers then record nothing."""
+        """Run the provider call in this block: lower layers then record nothing.
+
+        The block is the handle itself (no object per call); should it be taken (the
+        same handle's block entered again before it is left), a block of its own.
+        """
+        if self._token is None:
+            self._token = _RESERVED  # no call or backward jump in between: GIL-atomic
+            return self
         return _Exclusive(self)
+
+    def __enter__(self) -> CallHandle:
+        """The handle's own :meth:`exclusive` block (use ``with handle.exclusive():``)."""
+        if self.recording:
+            self._token = _IN_FLIGHT.set(self.captured_by)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        token = self._token
+        self._token = None
+        if token is not None and token is not _RESERVED:
+            try:
+                _IN_FLIGHT.reset(token)
+            except ValueError:  # entered in another context
+                _IN_FLIGHT.set(None)
 
     def fallback(self) -> AbstractContextManager[CallHandle]:
         """Run the provider call in this block; a lower layer that records it wins.
@@ -105,8 +149,37 @@ class CallHandle:
                response_id: str | None = None, service_tier: str | None = None,
                usage_unknown_reason: str | None = None) -> None:
         """The call succeeded. ``usage=None`` records it as ``usage_unknown``."""
-        self._submit(CallStatus.OK, usage, response_model, response_id, service_tier, None,
-                     usage_unknown_reason or (None if usage is not None else "not_reported"))
+        # The body of _submit, inlined: the most frequent way a call ends, one call less.
+        if self._done:
+            return
+        self._done = True
+        try:
+            # The record is filled as a plain twin object and then made an AICall: every
+            # field is set, in field order (the shortest way to build it, see
+            # model._quick_init: no constructor call, no frozen __setattr__).
+            call = _AICallFields()
+            call.provider = self.provider
+            call.operation = self.operation
+            call.request_model = self.request_model
+            call.response_model = response_model
+            call.usage = usage
+            call.captured_by = self.captured_by
+            call.start_time_ns = self.start_time_ns
+            call.end_time_ns = _time_ns()
+            call.status = _OK
+            call.error_type = None
+            call.usage_unknown_reason = (usage_unknown_reason
+                                         or (None if usage is not None else "not_reported"))
+            call.response_id = response_id
+            call.streaming = self.streaming
+            call.service_tier = service_tier
+            call.batch = self.batch
+            call.server_address = self.server_address
+            call.__class__ = AICall
+            runtime = _runtime._runtime or _runtime.get_runtime()
+            runtime.pipeline.submit_call(call, self.scope, self.parent)  # type: ignore[arg-type]
+        except Exception:
+            log.warning("paid_hooks: could not record an AI call", exc_info=True)
 
     def fail(self, error: BaseException | str, *, usage: Usage | None = None,
              response_model: str | None = None, response_id: str | None = None) -> None:
@@ -118,7 +191,7 @@ class CallHandle:
     def usage_unknown(self, reason: str, *, response_model: str | None = None,
                       response_id: str | None = None) -> None:
         """The call was (probably) billed but its usage never arrived, e.g. a stream cut short."""
-        self._submit(CallStatus.OK, None, response_model, response_id, None, None, reason)
+        self._submit(_OK, None, response_model, response_id, None, None, reason)
 
     def _submit(self, status: CallStatus, usage: Usage | None, response_model: str | None,
                 response_id: str | None, service_tier: str | None, error_type: str | None,
@@ -129,17 +202,20 @@ class CallHandle:
         try:
             call = AICall(  # positional, in field order: cheaper than keywords
                 self.provider, self.operation, self.request_model, response_model, usage,
-                self.captured_by, self.start_time_ns, time.time_ns(), status, error_type,
+                self.captured_by, self.start_time_ns, _time_ns(), status, error_type,
                 unknown_reason, response_id, self.streaming, service_tier, self.batch,
                 self.server_address)
-            assert self.parent is not None
-            _runtime.get_runtime().pipeline.submit_call(call, self.scope, self.parent)
+            runtime = _runtime._runtime or _runtime.get_runtime()
+            runtime.pipeline.submit_call(call, self.scope, self.parent)  # type: ignore[arg-type]
         except Exception:
             log.warning("paid_hooks: could not record an AI call", exc_info=True)
 
 
+_OK = CallStatus.OK
+
+
 class _Exclusive:
-    """The block of :meth:`CallHandle.exclusive` (a class: cheaper than a generator)."""
+    """A block of :meth:`CallHandle.exclusive` while the handle's own one is taken."""
 
     __slots__ = ("_handle", "_token")
 
@@ -161,7 +237,6 @@ class _Exclusive:
                 _IN_FLIGHT.reset(token)
             except ValueError:
                 _IN_FLIGHT.set(None)
-
 
 class _Fallback:
     """The block of :meth:`CallHandle.fallback` (a class: cheaper than a generator)."""
@@ -224,11 +299,23 @@ def start_call(
     when another layer is already recording this call in this context, or while
     OpenTelemetry instrumentation is suppressed (exporter traffic).
     """
+    # The handle is filled here, slot by slot (CallHandle has no constructor of its own):
+    # no keyword-argument call and no second frame on every AI call.
+    handle: CallHandle = _new_handle(CallHandle)
+    handle.provider = provider
+    handle.operation = operation
+    handle.request_model = request_model
+    handle.captured_by = captured_by
+    handle.streaming = streaming
+    handle.server_address = server_address
+    handle.batch = batch
+    handle._token = None
+    handle.start_time_ns = _time_ns()
     recording = _IN_FLIGHT.get() is None
     parent: otel_context.Context | None = None
     if recording:
         try:
-            parent = otel_context.get_current()
+            parent = _otel_current()
             recording = not parent.get(_SUPPRESS_KEY)
         except Exception:
             recording = True
@@ -238,7 +325,13 @@ def start_call(
             with _fallback_lock:
                 if pending:
                     pending.pop()._supersede()
-    return CallHandle(provider=provider, operation=operation, request_model=request_model,
-                      captured_by=captured_by, streaming=streaming,
-                      server_address=server_address, batch=batch, recording=recording,
-                      parent=parent)
+        activation = _ACTIVE.get()
+        handle.scope = activation.scope if activation is not None else None
+        handle.parent = parent if parent is not None else otel_context.Context()
+        handle.recording = True
+        handle._done = False
+    else:
+        handle.scope = handle.parent = None
+        handle.recording = False
+        handle._done = True
+    return handle

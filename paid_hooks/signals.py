@@ -9,12 +9,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from opentelemetry import context as otel_context
-
 from paid_hooks import _runtime
-from paid_hooks.context import TraceScope, current_scope
+from paid_hooks.context import _ACTIVE, TraceScope
 from paid_hooks.errors import CostTracingError
 from paid_hooks.model import SignalRecord
+from paid_hooks.recorder import _otel_current
 
 __all__ = ["signal"]
 
@@ -92,7 +91,8 @@ def signal(
     global _warned_outside_trace
     if not isinstance(event_name, str) or not event_name.strip():
         raise ValueError(f"signal() needs a non-empty event_name, got {event_name!r}")
-    scope = current_scope()
+    active = _ACTIVE.get()
+    scope = active.scope if active is not None else None
     agent = external_agent_id or (scope.external_agent_id if scope else None)
     if not agent:
         raise ValueError("signal() needs external_agent_id: pass it, or call signal() inside "
@@ -101,8 +101,8 @@ def signal(
     if not customer:
         raise ValueError("signal() needs external_customer_id: pass it, or call signal() inside "
                          "paid_tracing(external_customer_id, ...)")
-    data_json = _serialise(data)
-    runtime = _runtime.get_runtime()
+    data_json = _serialise(data) if data is not None else None
+    runtime = _runtime._runtime or _runtime.get_runtime()
 
     rejected, reason = False, None
     if enable_cost_tracing:
@@ -125,20 +125,12 @@ def signal(
                                 "trace %s; recorded as a plain signal so costs are not "
                                 "counted twice", event_name, scope.trace_id_hex)
 
-    record = SignalRecord(
-        event_name=event_name,
-        external_customer_id=customer,
-        external_agent_id=agent,
-        trace_id=scope.trace_id if scope else 0,
-        idempotency_key=idempotency_key or os.urandom(16).hex(),
-        enable_cost_tracing=enable_cost_tracing,
-        timestamp_ns=time.time_ns(),
-        data_json=data_json,
-        cost_tracing_rejected=rejected,
-        rejection_reason=reason,
-    )
+    record = SignalRecord(  # positional, in field order: cheaper than keywords
+        event_name, customer, agent, scope.trace_id if scope else 0,
+        idempotency_key or os.urandom(16).hex(), enable_cost_tracing, time.time_ns(),
+        data_json, rejected, reason)
     try:
-        runtime.pipeline.submit_signal(record, scope, otel_context.get_current())
+        runtime.pipeline.submit_signal(record, scope, _otel_current())
     except Exception:
         log.warning("paid_hooks: could not record signal %r", event_name, exc_info=True)
     return record

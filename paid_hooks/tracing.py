@@ -29,6 +29,7 @@ from typing import Any, NamedTuple, TypeVar, cast
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import (
+    DEFAULT_TRACE_STATE,
     Link,
     NonRecordingSpan,
     SpanContext,
@@ -46,7 +47,6 @@ from paid_hooks.context import (
     TraceScope,
     TraceState,
     activate,
-    current_scope,
     deactivate,
 )
 
@@ -60,18 +60,39 @@ _NOT_ERRORS = (GeneratorExit, StopIteration, StopAsyncIteration)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 
 
-def _new_id(bits: int) -> int:
-    """A random non-zero id of ``bits`` bits (the SDK's id generator draws them alike)."""
-    value = random.getrandbits(bits)
-    while value == 0:
-        value = random.getrandbits(bits)
-    return value
+_getrandbits = random.getrandbits
+_SPAN_ID_MASK = (1 << 64) - 1
+_tuple_new = tuple.__new__
+
+
+def _tuple_span_context_matches() -> bool:
+    """Whether ``SpanContext(trace_id, span_id, False, SAMPLED)`` of valid ids is the tuple
+    ``(trace_id, span_id, False, SAMPLED, DEFAULT_TRACE_STATE, True)`` in the installed
+    OpenTelemetry (checked once, at import). A trace's root context is then built as that
+    tuple: its constructor, a Python call taking keywords, only validates ids we draw valid."""
+    try:
+        made = SpanContext(trace_id=3 << 100, span_id=5, is_remote=False, trace_flags=_SAMPLED)
+        built = _tuple_new(SpanContext, (3 << 100, 5, False, _SAMPLED, DEFAULT_TRACE_STATE,
+                                         True))
+        return (type(made) is SpanContext and tuple(made) == tuple(built)
+                and (made.trace_id, made.span_id, made.is_remote, made.trace_flags,
+                     made.trace_state, made.is_valid)
+                == (built.trace_id, built.span_id, built.is_remote, built.trace_flags,
+                    built.trace_state, built.is_valid))
+    except Exception:
+        return False
+
+
+_TUPLE_SPAN_CONTEXT = _tuple_span_context_matches()
 
 
 def _require_id(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"paid_tracing() needs {name} as a non-empty string, got {value!r}")
     return value
+
+
+_NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 
 
 def _metadata_attributes(metadata: Mapping[str, Any]) -> dict[str, Any]:
@@ -86,7 +107,12 @@ def _metadata_attributes(metadata: Mapping[str, Any]) -> dict[str, Any]:
 
 class _Opened(NamedTuple):
     """A trace scope ready to enter (``owns_span``: this ``paid_tracing`` opened it;
-    ``in_otel_context``: entering makes its root span OpenTelemetry's current span)."""
+    ``in_otel_context``: entering makes its root span OpenTelemetry's current span: a span
+    of the tracer, ended on leaving; an opened root without it is our own
+    ``NonRecordingSpan``, with nothing to end).
+
+    This and :class:`_Entered` are built as ``_tuple_new(cls, (fields...))``: the tuple a
+    NamedTuple is, without its generated ``__new__`` (a Python call, 1.5x the cost)."""
 
     scope: TraceScope
     owns_span: bool
@@ -113,20 +139,30 @@ class paid_tracing:
 
     def __init__(self, external_customer_id: str, *, external_agent_id: str,
                  metadata: Mapping[str, Any] | None = None) -> None:
-        self.external_customer_id = _require_id(external_customer_id, "external_customer_id")
-        self.external_agent_id = _require_id(external_agent_id, "external_agent_id")
-        self.metadata: Mapping[str, Any] = MappingProxyType(dict(metadata or {}))
+        # The usual plain, non-blank strings are accepted here; anything else is checked
+        # (and reported) by _require_id: two calls fewer per trace.
+        self.external_customer_id = (
+            external_customer_id if type(external_customer_id) is str
+            and external_customer_id.strip()
+            else _require_id(external_customer_id, "external_customer_id"))
+        self.external_agent_id = (
+            external_agent_id if type(external_agent_id) is str
+            and external_agent_id.strip()
+            else _require_id(external_agent_id, "external_agent_id"))
+        self.metadata: Mapping[str, Any] = (MappingProxyType(dict(metadata)) if metadata
+                                            else _NO_METADATA)
         self._entries: dict[int, _Entered] = {}
 
     # -- building blocks ----------------------------------------------------------------
 
     def _open(self) -> _Opened | None:
         try:
-            outer = current_scope()
+            active = _ACTIVE.get()
+            outer = active.scope if active is not None else None
             if (outer is not None and outer.external_customer_id == self.external_customer_id
                     and outer.external_agent_id == self.external_agent_id):
-                return _Opened(outer, False, False)
-            runtime = _runtime.get_runtime()
+                return _tuple_new(_Opened, (outer, False, False))
+            runtime = _runtime._runtime or _runtime.get_runtime()
             span: trace.Span
             ledger_only = runtime.pipeline.ledger_only()
             if ledger_only:
@@ -135,9 +171,16 @@ class paid_tracing:
                 # It stays out of OpenTelemetry's current context: the application's own
                 # spans keep their parent (no span nobody exports becomes their root),
                 # and SDKs with built-in tracing (anthropic) see no trace to propagate.
-                span = NonRecordingSpan(SpanContext(
-                    trace_id=_new_id(128), span_id=_new_id(64), is_remote=False,
-                    trace_flags=_SAMPLED))
+                bits = _getrandbits(192)  # both ids in one draw
+                trace_id, span_id = bits >> 64, bits & _SPAN_ID_MASK
+                while not (trace_id and span_id):
+                    bits = _getrandbits(192)
+                    trace_id, span_id = bits >> 64, bits & _SPAN_ID_MASK
+                span = NonRecordingSpan(
+                    _tuple_new(SpanContext, (trace_id, span_id, False, _SAMPLED,
+                                             DEFAULT_TRACE_STATE, True))
+                    if _TUPLE_SPAN_CONTEXT else
+                    SpanContext(trace_id, span_id, False, _SAMPLED))
             else:
                 link_to = (outer.root_span if outer is not None
                            else trace.get_current_span()).get_span_context()
@@ -150,23 +193,20 @@ class paid_tracing:
                         PAID_AGENT_ID: self.external_agent_id},
                     links=[Link(link_to)] if link_to.is_valid else None,
                 )
-            ctx = span.get_span_context()
-            scope = TraceScope(
-                trace_id=ctx.trace_id if ctx.is_valid else secrets.randbits(128),
-                external_customer_id=self.external_customer_id,
-                external_agent_id=self.external_agent_id,
-                metadata=self.metadata,
-                root_span=span,
-                state=TraceState(),
-            )
-            return _Opened(scope, True, not ledger_only)
+                ctx = span.get_span_context()
+                trace_id = ctx.trace_id if ctx.is_valid else secrets.randbits(128)
+            scope = TraceScope(trace_id, self.external_customer_id, self.external_agent_id,
+                               self.metadata, span, TraceState())
+            return _tuple_new(_Opened, (scope, True, not ledger_only))
         except Exception:
             log.warning("paid_hooks: could not start a trace; running untraced", exc_info=True)
             return None
 
     @staticmethod
     def _close(opened: _Opened | None, error: BaseException | None) -> None:
-        if opened is None or not opened.owns_span:
+        # A root that stays out of OpenTelemetry's context (ledger only) is our own
+        # NonRecordingSpan, whose set_status and end do nothing: skipped.
+        if opened is None or not (opened.owns_span and opened.in_otel_context):
             return
         try:
             span = opened.scope.root_span
@@ -186,7 +226,7 @@ class paid_tracing:
             if opened.in_otel_context:
                 token = otel_context.attach(
                     trace.set_span_in_context(opened.scope.root_span))
-            return _Entered(opened, activation, token)
+            return _tuple_new(_Entered, (opened, activation, token))
         except Exception:
             log.warning("paid_hooks: could not activate a trace", exc_info=True)
             return None
@@ -217,7 +257,9 @@ class paid_tracing:
             entered = self._entries.pop(next(reversed(self._entries)))
         if entered is not None:
             self._leave(entered)
-            self._close(entered.opened, exc)
+            opened = entered.opened
+            if opened.owns_span and opened.in_otel_context:  # as _close checks, one call less
+                self._close(opened, exc)
 
     async def __aenter__(self) -> paid_tracing:
         return self.__enter__()

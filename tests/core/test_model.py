@@ -117,3 +117,32 @@ def test_records_init_like_the_generated_dataclass_init() -> None:
         assert made == cls(**values) and hash(made) == hash(cls(**values))
         assert dataclasses.replace(made, **{fields(cls)[0].name: "x"}) != made
     assert Usage().units == {} and Usage().units is Usage().units  # the shared empty map
+
+
+def test_records_built_through_their_twin_are_exactly_the_record_class() -> None:
+    """Large records are filled through a plain twin class (model._quick_init) and come
+    out as the record class itself; a subclass (whose layout may differ) is filled the
+    slow way and stays what it is, frozen."""
+    import dataclasses
+
+    import pytest
+
+    from paid_hooks.model import TWINS, AICall
+
+    usage = Usage(input_tokens=3, cache_read_tokens=1)
+    assert type(usage) is Usage and not isinstance(usage, TWINS[Usage])
+    call = AICall("openai", "chat", "m", None, usage, "x", 1, 2)
+    assert type(call) is AICall and call.usage is usage and call.status == "ok"
+
+    class SlotUsage(Usage):
+        __slots__ = ()
+
+    class DictUsage(Usage):
+        pass
+
+    for cls in (SlotUsage, DictUsage):
+        made = cls(input_tokens=5, reasoning_tokens=2)
+        assert type(made) is cls
+        assert (made.input_tokens, made.reasoning_tokens, made.units) == (5, 2, {})
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            made.input_tokens = 6  # type: ignore[misc]
