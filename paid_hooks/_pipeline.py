@@ -85,6 +85,78 @@ class _RecordWriter(Protocol):
     def write_records(self, records: Sequence[PricedCall | SignalRecord]) -> None: ...
 
 
+_Row = tuple[Any, ...]
+
+
+class _Buffer:
+    """Ledger-only path: the records waiting to be written to ``writers``, kept as they
+    are and written with ``write_records``."""
+
+    __slots__ = ("count", "records", "writers")
+
+    def __init__(self, writers: tuple[_RecordWriter, ...]) -> None:
+        self.writers = writers
+        self.records: list[PricedCall | SignalRecord] = []
+        self.count = 0
+
+    def add(self, record: PricedCall | SignalRecord) -> None:
+        self.records.append(record)
+        self.count += 1
+
+    def write(self) -> None:
+        """Write what is buffered (never raises) and empty the buffer."""
+        records, self.records, self.count = self.records, [], 0
+        Pipeline._write(self.writers, records)
+
+
+class _RowBuffer(_Buffer):
+    """A :class:`_Buffer` for one ledger of ours that takes rows
+    (:meth:`~paid_hooks.ledger.exporter.LedgerSpanExporter.row_writer`): each record is
+    turned into its row as it is added, and only the row is kept.
+
+    Saves the garbage collector's work, not the row's: a buffered record is several
+    tracked objects (call, usage, price, record) that live until the batch is written
+    (up to :data:`DIRECT_WRITE_BATCH` of them), long enough to reach the oldest generation
+    and to trigger its full collections, which walk every object of the process (the
+    application's thread waits meanwhile). A row holds only strings and numbers: the
+    collector stops tracking it, and the records are freed at once.
+    """
+
+    __slots__ = ("call_row", "calls", "signal_row", "signals", "write_rows")
+
+    def __init__(self, writers: tuple[_RecordWriter, ...], row_writer: Any) -> None:
+        super().__init__(writers)
+        self.call_row, self.signal_row, self.write_rows = row_writer
+        self.calls: list[_Row] = []
+        self.signals: list[_Row] = []
+
+    def add(self, record: PricedCall | SignalRecord) -> None:
+        if type(record) is PricedCall:
+            self.calls.append(self.call_row(record))
+        else:
+            self.signals.append(self.signal_row(record))
+        self.count += 1
+
+    def write(self) -> None:
+        calls, signals = self.calls, self.signals
+        self.calls, self.signals, self.count = [], [], 0
+        try:
+            self.write_rows(calls, signals)
+        except Exception:
+            log.exception("paid_hooks: could not write %d records to the ledger",
+                          len(calls) + len(signals))
+
+
+def _new_buffer(writers: tuple[_RecordWriter, ...]) -> _Buffer:
+    """A buffer for ``writers``: by rows when they are one ledger of ours that takes them."""
+    if len(writers) == 1:
+        row_writer = getattr(writers[0], "row_writer", None)
+        rows = row_writer() if row_writer is not None else None
+        if rows is not None:
+            return _RowBuffer(writers, rows)
+    return _Buffer(writers)
+
+
 @dataclass(slots=True, frozen=True)
 class Hooks:
     """What the worker calls for each record; resolved again for every batch it drains.
@@ -262,21 +334,19 @@ class Pipeline:
             otel_context._SUPPRESS_INSTRUMENTATION_KEY, True))
         pending, wake = self._pending, self._wake
         take = pending.popleft
-        buffered: list[PricedCall | SignalRecord] = []  # ledger-only path, not yet written
-        buffered_for: tuple[_RecordWriter, ...] = ()
+        buffer: _Buffer | None = None  # ledger-only path: records not yet written
         due = 0.0
         while True:
             if not pending:
                 wake.clear()
-                if buffered:
+                if buffer is not None and buffer.count:
                     # Records arriving now wait with the buffer (no wake-up per record).
                     wait = due - time.monotonic()
                     if wait > 0:
                         wake.wait(wait)
                         wake.clear()
                     if not pending:
-                        self._write(buffered_for, buffered)
-                        buffered = []
+                        buffer.write()
                         continue
                 else:
                     self._idle = True
@@ -301,40 +371,41 @@ class Pipeline:
                 self._hooks = self._resolve_hooks()
             except Exception:
                 log.exception("paid_hooks: could not resolve the plugin hooks")
-            if buffered and writers != buffered_for:
-                self._write(buffered_for, buffered)
-                buffered = []
+            if buffer is not None and buffer.count and buffer.writers != writers:
+                buffer.write()
+            if writers is None:
+                buffer = None
+            elif buffer is None or not buffer.count:
+                buffer = _new_buffer(writers)  # (a ledger's write may have been replaced)
+            direct = writers is not None
             for item in batch:
                 try:
                     if type(item) is tuple:
                         record: PricedCall | SignalRecord | None = self._process_call(
-                            item, writers is not None)
+                            item, direct)
                     elif type(item) is list:
-                        record = self._process_signal(item, writers is not None)
+                        record = self._process_signal(item, direct)
                     elif type(item) is _Barrier:
-                        if buffered:
-                            self._write(buffered_for, buffered)
-                            buffered = []
+                        if buffer is not None and buffer.count:
+                            buffer.write()
                         self._write(self._write_unexported, self._unexported)
                         self._unexported = []
                         item.done.set()
                         record = None
                     elif item is _STOP:
-                        if buffered:
-                            self._write(buffered_for, buffered)
+                        if buffer is not None and buffer.count:
+                            buffer.write()
                         self._write(self._write_unexported, self._unexported)
                         self._unexported = []
                         return
                     else:
                         record = None
-                    if record is not None and writers is not None:
-                        if not buffered:
+                    if record is not None and buffer is not None:
+                        if not buffer.count:
                             due = time.monotonic() + DIRECT_WRITE_DELAY_S
-                            buffered_for = writers
-                        buffered.append(record)
-                        if len(buffered) >= DIRECT_WRITE_BATCH:
-                            self._write(buffered_for, buffered)
-                            buffered = []
+                        buffer.add(record)
+                        if buffer.count >= DIRECT_WRITE_BATCH:
+                            buffer.write()
                 except Exception:
                     log.exception("paid_hooks: failed to process a record; it was dropped")
                 self.processed += 1

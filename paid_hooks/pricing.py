@@ -179,8 +179,8 @@ class BuiltinPricing:
             except Exception:
                 log.debug("paid_hooks: fast pricing failed; using calc_price", exc_info=True)
                 total = None
-            if type(total) is Decimal:
-                return Price(amount=total, price_source=self.label)
+            if type(total) is Decimal:  # (positional: a quarter cheaper than keywords)
+                return Price(total, "USD", "local", self.label)
             if total is _UNKNOWN_MODEL:
                 return Unpriced("unknown_model")
         timestamp = datetime.fromtimestamp(call.start_time_ns / 1e9, tz=UTC)

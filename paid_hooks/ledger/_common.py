@@ -587,80 +587,86 @@ def _money(amount: Decimal) -> tuple[str, int, int]:
 _NO_USAGE = (None, None, None, None, None, None)
 
 
-def _usage_columns_slowly(usage: Usage) -> tuple[tuple[Any, ...], int]:
-    return ((usage.input_tokens, usage.output_tokens, usage.cache_read_tokens,
-             usage.cache_write_tokens, usage.reasoning_tokens, usage.to_json()),
+def _usage_columns_slowly(usage: Usage, null: Any = None) -> tuple[tuple[Any, ...], int]:
+    counts = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens,
+              usage.cache_write_tokens, usage.reasoning_tokens)
+    return ((*(null if value is None else value for value in counts), usage.to_json()),
             usage.reported_fields())
 
 
-def _usage_columns(usage: Usage) -> tuple[tuple[Any, ...], int]:
+def _usage_columns(usage: Usage, null: Any = None) -> tuple[tuple[Any, ...], int]:
     """The token columns and ``usage_json`` (:meth:`Usage.to_json`) of a call's row, and
     :meth:`Usage.reported_fields`, reading each field once (the tests hold them equal).
+    ``null`` stands for a count not reported (SQLite binds a NaN, not ``None``).
 
     The common usage (plain int counts) is written out field by field, in JSON key order,
     without a loop: a third of the cost of :meth:`Usage.to_json` plus
     :meth:`Usage.reported_fields`.
     """
     if usage.units or usage.estimated:
-        return _usage_columns_slowly(usage)
+        return _usage_columns_slowly(usage, null)
     parts: list[str] = []
     add = parts.append
     cache_read = usage.cache_read_tokens
     if cache_read is not None:
         if type(cache_read) is not int:
-            return _usage_columns_slowly(usage)
+            return _usage_columns_slowly(usage, null)
         add(f'"cache_read_tokens":{cache_read}')
     value = usage.cache_write_1h_tokens
     if value is not None:
         if type(value) is not int:
-            return _usage_columns_slowly(usage)
+            return _usage_columns_slowly(usage, null)
         add(f'"cache_write_1h_tokens":{value}')
     value = usage.cache_write_5m_tokens
     if value is not None:
         if type(value) is not int:
-            return _usage_columns_slowly(usage)
+            return _usage_columns_slowly(usage, null)
         add(f'"cache_write_5m_tokens":{value}')
     cache_write = usage.cache_write_tokens
     if cache_write is not None:
         if type(cache_write) is not int:
-            return _usage_columns_slowly(usage)
+            return _usage_columns_slowly(usage, null)
         add(f'"cache_write_tokens":{cache_write}')
     value = usage.input_audio_tokens
     if value is not None:
         if type(value) is not int:
-            return _usage_columns_slowly(usage)
+            return _usage_columns_slowly(usage, null)
         add(f'"input_audio_tokens":{value}')
     value = usage.input_image_tokens
     if value is not None:
         if type(value) is not int:
-            return _usage_columns_slowly(usage)
+            return _usage_columns_slowly(usage, null)
         add(f'"input_image_tokens":{value}')
     input_tokens = usage.input_tokens
     if input_tokens is not None:
         if type(input_tokens) is not int:
-            return _usage_columns_slowly(usage)
+            return _usage_columns_slowly(usage, null)
         add(f'"input_tokens":{input_tokens}')
     value = usage.output_audio_tokens
     if value is not None:
         if type(value) is not int:
-            return _usage_columns_slowly(usage)
+            return _usage_columns_slowly(usage, null)
         add(f'"output_audio_tokens":{value}')
     value = usage.output_image_tokens
     if value is not None:
         if type(value) is not int:
-            return _usage_columns_slowly(usage)
+            return _usage_columns_slowly(usage, null)
         add(f'"output_image_tokens":{value}')
     output_tokens = usage.output_tokens
     if output_tokens is not None:
         if type(output_tokens) is not int:
-            return _usage_columns_slowly(usage)
+            return _usage_columns_slowly(usage, null)
         add(f'"output_tokens":{output_tokens}')
     reasoning = usage.reasoning_tokens
     if reasoning is not None:
         if type(reasoning) is not int:
-            return _usage_columns_slowly(usage)
+            return _usage_columns_slowly(usage, null)
         add(f'"reasoning_tokens":{reasoning}')
-    return ((input_tokens, output_tokens, cache_read, cache_write, reasoning,
+    return ((null if input_tokens is None else input_tokens,
+             null if output_tokens is None else output_tokens,
+             null if cache_read is None else cache_read,
+             null if cache_write is None else cache_write,
+             null if reasoning is None else reasoning,
              "{" + ",".join(parts) + "}"), len(parts))
 
 
@@ -770,7 +776,25 @@ class SQLLedger(abc.ABC):
         """Insert calls and signals in one transaction (duplicates keep the richest row)."""
         if not calls and not signals:
             return
-        self._write_rows(list(map(call_row, calls)), list(map(signal_row, signals)))
+        call_row_, signal_row_ = self.row_builders()
+        self._write_rows(list(map(call_row_, calls)), list(map(signal_row_, signals)))
+
+    def row_builders(self) -> tuple[Callable[[PricedCall], tuple[Any, ...]],
+                                    Callable[[SignalRecord], tuple[Any, ...]]]:
+        """The functions turning a record into the row :meth:`write_rows` takes.
+
+        The pipeline builds each row as soon as it has priced the call and keeps only the
+        row (plain strings and numbers) until the batch is written: the records behind it
+        are freed at once rather than surviving into the garbage collector's oldest
+        generation, whose full collections then walk every object of the process.
+        """
+        return call_row, signal_row
+
+    def write_rows(self, calls: list[tuple[Any, ...]], signals: list[tuple[Any, ...]]) -> None:
+        """Insert rows made by :meth:`row_builders` in one transaction (what :meth:`write`
+        does with the records)."""
+        if calls or signals:
+            self._write_rows(calls, signals)
 
     # -- reading ------------------------------------------------------------------------
 

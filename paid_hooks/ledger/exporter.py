@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from opentelemetry.context import Context
@@ -12,9 +12,15 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from paid_hooks import _pipeline
 from paid_hooks.attributes import SCOPE_NAME
+from paid_hooks.ledger._common import SQLLedger
 from paid_hooks.model import PricedCall, SignalRecord
 
-__all__ = ["LedgerSink", "LedgerSpanExporter", "OwnSpansBatchProcessor"]
+__all__ = ["LedgerSink", "LedgerSpanExporter", "OwnSpansBatchProcessor", "RowWriter"]
+
+RowWriter = tuple[Callable[[PricedCall], tuple[Any, ...]],
+                  Callable[[SignalRecord], tuple[Any, ...]],
+                  Callable[[list[tuple[Any, ...]], list[tuple[Any, ...]]], None]]
+"""``(call_row, signal_row, write_rows)``: see :meth:`LedgerSpanExporter.row_writer`."""
 
 log = logging.getLogger("paid_hooks.ledger")
 
@@ -57,6 +63,32 @@ class LedgerSpanExporter(SpanExporter):
     def write_records(self, records: Sequence[PricedCall | SignalRecord]) -> None:
         self.write([r for r in records if isinstance(r, PricedCall)],
                    [r for r in records if isinstance(r, SignalRecord)])
+
+    def row_writer(self) -> RowWriter | None:
+        """How to write this ledger by rows: ``(call_row, signal_row, write_rows)``, or
+        ``None`` when the ledger is not one of ours, or its ``write`` is not the one rows
+        stand for (records go through :meth:`write` then).
+
+        ``write_rows(calls, signals)`` takes rows made by the two builders, writes them in
+        one transaction and never raises (a failure is logged and counted, as in
+        :meth:`write`).
+        """
+        ledger = self.ledger
+        if not isinstance(ledger, SQLLedger) or getattr(
+                ledger.write, "__func__", None) is not SQLLedger.write:
+            return None  # not ours, or its write() replaced: every record goes through it
+        call_row, signal_row = ledger.row_builders()
+        write_rows = ledger.write_rows
+
+        def write(calls: list[tuple[Any, ...]], signals: list[tuple[Any, ...]]) -> None:
+            try:
+                write_rows(calls, signals)
+            except Exception:
+                self.failed_batches += 1
+                log.exception("paid_hooks: could not write %d calls and %d signals to the "
+                              "ledger", len(calls), len(signals))
+
+        return call_row, signal_row, write
 
     def shutdown(self) -> None:
         close = getattr(self.ledger, "close", None)
