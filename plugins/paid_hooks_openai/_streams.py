@@ -21,7 +21,8 @@ The call is recorded exactly once, when the stream ends:
 from __future__ import annotations
 
 import logging
-import operator
+import sys
+import types
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol
@@ -84,9 +85,10 @@ class Observer(Protocol):
 
 _CHUNK = field_reader("id", "model", "service_tier", "usage", "choices")
 _CHUNK_FIELDS = ("id", "model", "service_tier", "usage", "choices")
-_chunk_values = operator.itemgetter(*_CHUNK_FIELDS)
-_FROM_DICT = reads_from_dict(ChatCompletionChunk, *_CHUNK_FIELDS)
-"""The SDK's chunks are read from their ``__dict__`` (what ``getattr`` reads, for less)."""
+_DICT_CHUNK: Any = (ChatCompletionChunk if reads_from_dict(ChatCompletionChunk, *_CHUNK_FIELDS)
+                    else None)
+"""The SDK's chunk class when its chunks can be read from their ``__dict__`` (what
+``getattr`` reads, for less); else None."""
 
 
 class ChatChunks:
@@ -98,11 +100,11 @@ class ChatChunks:
     Azure's content-filter chunk) are always shown.
 
     Each chunk's id, model and tier are compared with the previous chunk's as they came
-    (``_seen``) and only taken (last non-empty one wins) when they differ.
+    (``_seen_*``) and only taken (last non-empty one wins) when they differ.
     """
 
-    __slots__ = ("_seen", "completed", "hide_usage_chunk", "model", "response_id",
-                 "service_tier", "usage")
+    __slots__ = ("_seen_id", "_seen_model", "_seen_tier", "completed", "hide_usage_chunk",
+                 "model", "response_id", "service_tier", "usage")
 
     def __init__(self, hide_usage_chunk: bool) -> None:
         self.hide_usage_chunk = hide_usage_chunk
@@ -111,20 +113,26 @@ class ChatChunks:
         self.model: str | None = None
         self.response_id: str | None = None
         self.service_tier: str | None = None
-        self._seen: tuple[Any, Any, Any] = (None, None, None)
+        self._seen_id: Any = None
+        self._seen_model: Any = None
+        self._seen_tier: Any = None
 
     def observe(self, item: Any) -> bool:
-        values = None
-        if _FROM_DICT and type(item) is ChatCompletionChunk:
-            try:  # noqa: SIM105 (suppress() costs a call per chunk)
-                values = _chunk_values(item.__dict__)
+        # Runs once per chunk. The usual content chunk (same id / model / tier as the one
+        # before, no usage, no finish_reason) costs five reads of its ``__dict__``, three
+        # compares and a look at its one choice: no tuple built, nothing stored.
+        if type(item) is _DICT_CHUNK:
+            values = item.__dict__
+            try:  # subscripts, not an itemgetter + unpack: about a third less per chunk
+                raw_usage = values["usage"]
+                choices = values["choices"]
+                if (values["id"] != self._seen_id or values["model"] != self._seen_model
+                        or values["service_tier"] != self._seen_tier):
+                    self._take(values["id"], values["model"], values["service_tier"])
             except KeyError:  # a field missing from this chunk: read it as getattr would
-                pass
-        if values is None:
-            values = _CHUNK(item)
-        response_id, model, tier, raw_usage, choices = values
-        if (response_id, model, tier) != self._seen:
-            self._take(response_id, model, tier)
+                raw_usage, choices = self._read(item)
+        else:
+            raw_usage, choices = self._read(item)
         if raw_usage is not None:
             self.usage = _usage.chat_usage(raw_usage) or self.usage
         if not self.completed and isinstance(choices, list):
@@ -139,11 +147,22 @@ class ChatChunks:
                 if finish_reason:
                     self.completed = True
                     break
-        return not (self.hide_usage_chunk and raw_usage is not None and not choices)
+        return raw_usage is None or not self.hide_usage_chunk or bool(choices)
+
+    def _read(self, item: Any) -> tuple[Any, Any]:
+        """``observe`` for any chunk (read field by field): takes the id / model / tier;
+        returns the usage and the choices."""
+        response_id, model, tier, raw_usage, choices = _CHUNK(item)
+        if (response_id != self._seen_id or model != self._seen_model
+                or tier != self._seen_tier):
+            self._take(response_id, model, tier)
+        return raw_usage, choices
 
     def _take(self, response_id: Any, model: Any, tier: Any) -> None:
         """The last non-empty id, model and tier win."""
-        self._seen = (response_id, model, tier)
+        self._seen_id = response_id
+        self._seen_model = model
+        self._seen_tier = tier
         if isinstance(response_id, str) and response_id:
             self.response_id = response_id
         if isinstance(model, str) and model:
@@ -238,17 +257,21 @@ def transcription_events(hide_usage_chunk: bool = False) -> EventStream:
 
 
 class StreamRecord:
-    """Turns the end of one stream (however it ends) into exactly one ledger record."""
+    """Turns the end of one stream (however it ends) into exactly one ledger record.
 
-    __slots__ = ("__weakref__", "finalizer", "handle", "in_next", "observer", "seen_items")
+    ``inner`` is the SDK's item generator. While it runs (``gi_running`` / ``ag_running``)
+    a close of the HTTP response is the SDK's own (after the last item, or on an error) and
+    the loop records the end itself; any other close is the caller's (or a helper's).
+    Reading that flag when the response closes, instead of setting one around every item,
+    keeps the per-item path free of bookkeeping.
+    """
 
-    def __init__(self, handle: paid_hooks.CallHandle, observer: Observer) -> None:
+    __slots__ = ("handle", "inner", "observer")
+
+    def __init__(self, handle: paid_hooks.CallHandle, observer: Observer, inner: Any) -> None:
         self.handle = handle
         self.observer = observer
-        self.in_next = False
-        """True while the SDK stream is producing the next item (its own close is normal)."""
-        self.seen_items = False
-        self.finalizer: weakref.finalize[Any, Any] | None = None
+        self.inner = inner
 
     def _reading(self) -> Reading:
         try:
@@ -257,16 +280,10 @@ class StreamRecord:
             log.debug("paid_hooks: could not read an OpenAI stream", exc_info=True)
             return Reading(usage=None, unknown_reason="unreadable_response")
 
-    def _detach(self) -> None:
-        if self.finalizer is not None:
-            self.finalizer.detach()
-            self.finalizer = None
-
     def ended(self) -> None:
         """The SDK stream was read to its end."""
         if self.handle.done:
             return
-        self._detach()
         try:
             reading = self._reading()
             if reading.failed or reading.usage is not None or self.observer.completed:
@@ -278,16 +295,16 @@ class StreamRecord:
         except Exception:
             log.warning("paid_hooks: could not record an OpenAI stream", exc_info=True)
 
-    def errored(self, exc: BaseException) -> None:
-        """Reading the SDK stream raised ``exc`` (re-raised to the caller afterwards)."""
+    def errored(self, exc: BaseException, seen_items: bool) -> None:
+        """Reading the SDK stream raised ``exc`` (re-raised to the caller afterwards);
+        ``seen_items``: items had arrived before it."""
         if self.handle.done:
             return
-        self._detach()
         try:
             reading = self._reading()
             if reading.usage is not None:
                 finish_with(self.handle, reading)
-            elif not self.seen_items:
+            elif not seen_items:
                 self.handle.fail(exc)
             else:
                 self.handle.usage_unknown(f"stream_error:{type(exc).__qualname__}",
@@ -300,7 +317,6 @@ class StreamRecord:
         """Closed or collected before the end: the usage if it already came, else unknown."""
         if self.handle.done:
             return
-        self._detach()
         try:
             reading = self._reading()
             if reading.usage is not None:
@@ -313,37 +329,52 @@ class StreamRecord:
             log.warning("paid_hooks: could not record an OpenAI stream", exc_info=True)
 
     def response_closed(self) -> None:
-        """The HTTP response was closed; by the SDK itself at the end of a read, or early."""
-        if not self.in_next:
+        """The HTTP response was closed: by the SDK while producing an item (the loop
+        records that end), else early, by the caller or a helper stream."""
+        inner = self.inner
+        if not (getattr(inner, "gi_running", False) or getattr(inner, "ag_running", False)):
             self.abandoned()
+
+
+_NOTHING: Any = object()
+"""``item`` until the first item arrives (tells ``errored`` whether any came)."""
+
+
+# The two loops below hand each item on with as little as possible around it: ``for``
+# (no call per item to fetch it), and no flag set per item. Exceptions are told apart by
+# where they arise: the loop's own (an observer's BaseException, or one thrown in at the
+# ``yield``, e.g. GeneratorExit from ``close()``) set ``own``; anything else came from the
+# SDK's items.
 
 
 def _observe_sync(inner: Iterator[Any], record: StreamRecord) -> Iterator[Any]:
     observe = record.observer.observe
-    finished = False
+    item = _NOTHING
+    finished = own = False
     try:
-        while True:
-            record.in_next = True
-            try:
-                item = next(inner)
-            except StopIteration:
-                finished = True
-                record.ended()
-                return
-            except BaseException as exc:
-                finished = True
-                record.errored(exc)
-                raise
-            finally:
-                record.in_next = False
-            record.seen_items = True
+        for item in inner:
             try:
                 show = observe(item)
             except Exception:
                 log.debug("paid_hooks: could not read an OpenAI stream item", exc_info=True)
                 show = True
+            except BaseException:
+                own = True
+                raise
             if show:
-                yield item
+                try:
+                    yield item
+                except BaseException:  # closed, or thrown in, at the yield
+                    own = True
+                    raise
+    except BaseException as exc:
+        if not own:
+            finished = True
+            record.errored(exc, item is not _NOTHING)
+        raise
+    else:
+        finished = True
+        record.ended()
     finally:
         if not finished:
             record.abandoned()
@@ -357,30 +388,32 @@ def _observe_sync(inner: Iterator[Any], record: StreamRecord) -> Iterator[Any]:
 
 async def _observe_async(inner: AsyncIterator[Any], record: StreamRecord) -> AsyncIterator[Any]:
     observe = record.observer.observe
-    finished = False
+    item = _NOTHING
+    finished = own = False
     try:
-        while True:
-            record.in_next = True
-            try:
-                item = await inner.__anext__()
-            except StopAsyncIteration:
-                finished = True
-                record.ended()
-                return
-            except BaseException as exc:
-                finished = True
-                record.errored(exc)
-                raise
-            finally:
-                record.in_next = False
-            record.seen_items = True
+        async for item in inner:
             try:
                 show = observe(item)
             except Exception:
                 log.debug("paid_hooks: could not read an OpenAI stream item", exc_info=True)
                 show = True
+            except BaseException:
+                own = True
+                raise
             if show:
-                yield item
+                try:
+                    yield item
+                except BaseException:  # closed, or thrown in, at the yield
+                    own = True
+                    raise
+    except BaseException as exc:
+        if not own:
+            finished = True
+            record.errored(exc, item is not _NOTHING)
+        raise
+    else:
+        finished = True
+        record.ended()
     finally:
         if not finished:
             record.abandoned()
@@ -392,38 +425,109 @@ async def _observe_async(inner: AsyncIterator[Any], record: StreamRecord) -> Asy
                     log.debug("paid_hooks: closing an OpenAI stream failed", exc_info=True)
 
 
-def _hook_response_close(response: Any, record: StreamRecord, asynchronous: bool) -> None:
-    """Make closing the HTTP response (by anyone) end the record.
+def _as_generator(items: Iterator[Any]) -> Iterator[Any]:
+    """``items`` as a generator (its ``gi_running`` is what ``response_closed`` reads)."""
+    yield from items
+
+
+async def _as_async_generator(items: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """``items`` as an async generator (for ``ag_running``)."""
+    async for item in items:
+        yield item
+
+
+class _CloseHook:
+    """Set as the HTTP response's own ``close`` / ``aclose`` (an instance attribute; the
+    class is untouched): the first close of the response, by anyone, ends the record.
 
     The SDK's helper streams (``chat.completions.stream()``, ``responses.stream()``) close
-    ``raw_stream.response`` directly rather than calling the stream's ``close()``, so the
-    hook sits on the response object itself (an instance attribute; the class is untouched).
+    ``raw_stream.response`` directly rather than calling the stream's ``close()``, hence a
+    hook on the response itself. It holds the response weakly and calls the class's
+    ``close`` (no bound method kept), and it takes itself off the response when called
+    (later closes go straight to the original): the response keeps neither the hook nor
+    the record alive, so they are freed with the stream, not by the garbage collector.
     """
-    ref = weakref.ref(record)
-    name = "aclose" if asynchronous else "close"
-    original = getattr(response, name)
 
-    def notify() -> None:
-        target = ref()
-        if target is not None:
-            target.response_closed()
+    __slots__ = ("_before", "_record", "_response")
+    _NAME = "close"
 
-    if asynchronous:
-        async def aclose() -> None:
-            try:
-                await original()
-            finally:
-                notify()
+    def __init__(self, response: Any, record: StreamRecord) -> None:
+        self._record = record
+        before = getattr(response, self._NAME)
+        if (type(before) is types.MethodType and before.__self__ is response
+                and before.__func__ is getattr(type(response), self._NAME, None)):
+            before = None  # the class's own method: nothing to keep
+        self._before = before
+        """Someone's own instance-level ``close`` already there (called instead), or None."""
+        self._response = weakref.ref(response)
 
-        setattr(response, name, aclose)
-    else:
-        def close() -> None:
-            try:
-                original()
-            finally:
-                notify()
+    def _unhook(self) -> Any:
+        """Put back what was there before; returns what to call as the original close."""
+        response = self._response()
+        if response is None:
+            return None
+        # (getattr / delattr rather than ``response.__dict__``: building that dict for
+        # this alone would cost an object more per stream.)
+        before = self._before
+        if getattr(response, self._NAME, None) is self:
+            if before is None:
+                delattr(response, self._NAME)
+            else:
+                setattr(response, self._NAME, before)
+        return before if before is not None else getattr(response, self._NAME)
 
-        setattr(response, name, close)
+
+class _SyncCloseHook(_CloseHook):
+    __slots__ = ()
+
+    def __call__(self) -> None:
+        try:
+            close = self._unhook()
+            if close is not None:
+                close()
+        finally:
+            self._record.response_closed()
+
+
+class _AsyncCloseHook(_CloseHook):
+    __slots__ = ()
+    _NAME = "aclose"
+
+    async def __call__(self) -> None:
+        try:
+            aclose = self._unhook()
+            if aclose is not None:
+                await aclose()
+        finally:
+            self._record.response_closed()
+
+
+class _OnCollect:
+    """Kept in the recorded stream's ``__dict__`` (and nowhere else), it dies with the
+    stream and then records it as closed early, unless it was recorded already.
+
+    Needed for a stream dropped before its first item (the loop, never started, has no
+    ``finally`` to run). It does what ``weakref.finalize`` did (except at interpreter
+    exit) for far less: no registry entry, no weak reference, no bound method. Same idea
+    as the Anthropic plugin's guard, copied here (a shared helper would belong in
+    ``paid_hooks.plugin_kit``).
+    """
+
+    __slots__ = ("_record",)
+
+    def __init__(self, record: StreamRecord) -> None:
+        self._record = record
+
+    def __del__(self) -> None:
+        try:
+            if not _is_finalizing():
+                self._record.abandoned()
+        except BaseException:  # never raise from a finalizer
+            pass
+
+
+_is_finalizing = sys.is_finalizing
+_COLLECT_GUARD = "_paid_hooks_on_collect"
 
 
 class PaidStream(Stream):  # type: ignore[type-arg]
@@ -434,30 +538,37 @@ class PaidStream(Stream):  # type: ignore[type-arg]
     """
 
     def __init__(self, sdk_stream: Stream[Any], record: StreamRecord) -> None:
-        self.__dict__.update(sdk_stream.__dict__)
-        inner = sdk_stream.__dict__.get("_iterator") or iter(sdk_stream)
-        self._iterator = _observe_sync(inner, record)
-        _hook_response_close(self.response, record, asynchronous=False)
-        record.finalizer = weakref.finalize(self, record.abandoned)
+        state = self.__dict__
+        state.update(sdk_stream.__dict__)
+        state["_iterator"] = _observe_sync(record.inner, record)
+        state[_COLLECT_GUARD] = _OnCollect(record)
+        response = state["response"]
+        response.close = _SyncCloseHook(response, record)
 
 
 class PaidAsyncStream(AsyncStream):  # type: ignore[type-arg]
     """An ``openai.AsyncStream`` whose items pass through a :class:`StreamRecord`."""
 
     def __init__(self, sdk_stream: AsyncStream[Any], record: StreamRecord) -> None:
-        self.__dict__.update(sdk_stream.__dict__)
-        inner = sdk_stream.__dict__.get("_iterator") or sdk_stream.__aiter__()
-        self._iterator = _observe_async(inner, record)
-        _hook_response_close(self.response, record, asynchronous=True)
-        record.finalizer = weakref.finalize(self, record.abandoned)
+        state = self.__dict__
+        state.update(sdk_stream.__dict__)
+        state["_iterator"] = _observe_async(record.inner, record)
+        state[_COLLECT_GUARD] = _OnCollect(record)
+        response = state["response"]
+        response.aclose = _AsyncCloseHook(response, record)
 
 
 def wrap_stream(stream: Any, handle: paid_hooks.CallHandle,
                 observer: Observer) -> PaidStream | PaidAsyncStream:
     """The recorded twin of an SDK ``Stream`` / ``AsyncStream`` (raises TypeError otherwise)."""
-    record = StreamRecord(handle, observer)
     if isinstance(stream, Stream):
-        return PaidStream(stream, record)
+        inner = stream.__dict__.get("_iterator") or iter(stream)
+        if type(inner) is not types.GeneratorType:
+            inner = _as_generator(inner)
+        return PaidStream(stream, StreamRecord(handle, observer, inner))
     if isinstance(stream, AsyncStream):
-        return PaidAsyncStream(stream, record)
+        inner = stream.__dict__.get("_iterator") or stream.__aiter__()
+        if type(inner) is not types.AsyncGeneratorType:
+            inner = _as_async_generator(inner)
+        return PaidAsyncStream(stream, StreamRecord(handle, observer, inner))
     raise TypeError(f"not an OpenAI stream: {type(stream).__qualname__}")

@@ -652,3 +652,91 @@ def test_no_api_key_or_authorization_header_in_the_ledger(
         for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"):
             for record in conn.execute(f"SELECT * FROM {table}"):
                 assert API_KEY not in repr(record)
+
+
+# -- streams: what one stream leaves behind (regression guards, no timing) ---------------
+
+
+def _stream_objects() -> list[Any]:
+    from paid_hooks_openai import _streams
+
+    kinds = (_streams.StreamRecord, _streams.ChatChunks, _streams._CloseHook)
+    return [o for o in gc.get_objects() if isinstance(o, kinds)]
+
+
+def test_stream_registers_no_finalizer_and_leaves_no_cycle(
+        client: PaidOpenAI, fake_provider: Any, paid_ledger: LedgerView) -> None:
+    """A read stream's record, observer and response hook are freed with the stream (no
+    ``weakref.finalize`` entry, nothing left for the garbage collector); the hook is taken
+    off the response once it was closed."""
+    import weakref
+
+    from paid_hooks_openai._streams import StreamRecord
+
+    def finalizers() -> list[Any]:
+        registry = weakref.finalize._registry  # type: ignore[attr-defined]
+        return [i for i in list(registry.values())
+                if isinstance(getattr(i.func, "__self__", None), StreamRecord)]
+
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE), FakeReply(text=TEXT, usage=USAGE))
+    gc.collect()
+    gc.disable()
+    try:
+        with trace():
+            stream = client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                    stream=True)
+            assert finalizers() == []
+            assert "close" in vars(stream.response)
+            for _ in stream:
+                pass
+            assert "close" not in vars(stream.response)  # the class's own close again
+            stream.response.close()  # closing again records nothing more
+            del stream, _
+            assert _stream_objects() == []
+            # dropped before its first item: recorded at once by the guard in the stream's
+            # __dict__ (the SDK's own unstarted generator cycle waits for the collector)
+            client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+            assert len(paid_ledger.calls()) == 2
+    finally:
+        gc.enable()
+    first, second = paid_ledger.calls()
+    assert_priced(first, streaming=True)
+    assert (second["cost_status"], second["cost_reason"]) == ("usage_unknown",
+                                                              "stream_closed_early")
+
+
+def test_stream_response_closed_by_the_caller_midway_records_once(
+        client: PaidOpenAI, fake_provider: Any, paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE))
+    with trace():
+        stream = client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+        first = next(stream)
+        stream.response.close()
+        [row] = paid_ledger.calls()  # at the close of the response itself
+        stream.close()
+        del stream
+        gc.collect()
+    assert len(paid_ledger.calls()) == 1
+    assert (row["cost_status"], row["cost_reason"]) == ("usage_unknown", "stream_closed_early")
+    assert row["response_id"] == first.id
+
+
+async def test_stream_async_hook_is_taken_off_and_nothing_left(
+        aclient: PaidAsyncOpenAI, fake_provider: Any, paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE))
+    gc.collect()
+    gc.disable()
+    try:
+        with trace():
+            stream = await aclient.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                           stream=True)
+            assert "aclose" in vars(stream.response)
+            async for _ in stream:
+                pass
+            assert "aclose" not in vars(stream.response)
+            del stream, _
+            assert _stream_objects() == []
+    finally:
+        gc.enable()
+    [row] = paid_ledger.calls()
+    assert_priced(row, streaming=True)
