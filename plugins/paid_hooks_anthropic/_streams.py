@@ -1,18 +1,24 @@
 """Observing one SDK ``Stream`` / ``AsyncStream`` of raw message events, in place.
 
-The caller keeps the SDK's own stream object. Three things are attached to that one
-instance (never to its class):
+The caller keeps the SDK's own stream object. Two things are attached to that one
+instance (never to its class), both leading to one :class:`StreamRecorder`:
 
 * its event iterator (``_iterator``, which ``__iter__``/``__next__`` and the
   ``MessageStream`` helpers of ``messages.stream()`` all read) is wrapped so that every
-  event passes through a :class:`StreamRecorder` on its way to the caller;
-* its ``close()`` records the call first (closing early = ``stream_closed_early``);
-* a guard object kept in the stream's ``__dict__`` records it when a stream that was never
-  closed is collected (see :class:`_OnCollect`).
+  event passes through the recorder on its way to the caller;
+* its ``close`` becomes a method of the recorder that records the call first (closing
+  early = ``stream_closed_early``), then runs the class's ``close``. Kept only by the
+  stream, the recorder dies with it and then records a stream that was never closed
+  (its ``__del__``).
 
 The recorder merges ``message_start`` and ``message_delta`` usage (later values win) and
 records exactly once: at ``message_stop``, or when the stream ends, fails or is closed.
 Without the final ``message_delta`` counts the call is ``usage_unknown``, never zero.
+
+Per stream this costs one recorder, its bound ``close``, one weak reference and one
+generator: no lock (the handle records once, and nothing here needs more than that), no
+closure cells, no separate collection guard, no usage read before the call is recorded.
+Content events (most of a stream) cost one set lookup each.
 """
 
 from __future__ import annotations
@@ -20,7 +26,6 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-import threading
 import typing
 import weakref
 from collections.abc import AsyncIterator, Iterator
@@ -30,7 +35,8 @@ import paid_hooks
 from paid_hooks.plugin_kit import field, field_reader
 from paid_hooks_anthropic._usage import StreamUsage
 
-__all__ = ["CLOSED_EARLY", "StreamRecorder", "observe_async_stream", "observe_stream"]
+__all__ = ["CLOSED_EARLY", "AsyncStreamRecorder", "StreamRecorder", "observe_async_stream",
+           "observe_stream"]
 
 log = logging.getLogger("paid_hooks.anthropic")
 
@@ -45,66 +51,116 @@ _DELTA = 2
 _STOP = 3
 _KIND_OF_TYPE = {"message_start": _START, "message_delta": _DELTA, "message_stop": _STOP}
 
+_is_finalizing = sys.is_finalizing
 
-class StreamRecorder:
-    """Reads one stream's events and records its call exactly once. Never raises."""
 
-    __slots__ = ("_handle", "_lock", "_model", "_response_id", "_started", "_usage")
+class StreamRecorder(StreamUsage):
+    """Reads one stream's events and records its call exactly once. Never raises.
+
+    Observing a stream (:func:`observe_stream`), its :meth:`close_stream` stands in for
+    the stream's ``close`` and, kept by the stream only, it records a stream that is
+    collected unclosed (``__del__``, not at interpreter exit): what a closure and a
+    separate guard object did, in one object.
+    """
+
+    __slots__ = ("_handle", "_model", "_response_id", "_settled", "_started", "_stream")
 
     def __init__(self, handle: paid_hooks.CallHandle) -> None:
         self._handle = handle
-        self._lock = threading.RLock()  # a GC-time settle may re-enter: done guards it
-        self._usage = StreamUsage()
+        self._reported = None
+        self.final_seen = False
         self._model: str | None = None
         self._response_id: str | None = None
         self._started = False
+        self._settled = False
+        """True once the call was handed to the handle (which records it once)."""
+        self._stream: weakref.ref[Any] | None = None
+        """The observed stream, weakly (a strong reference would keep it alive)."""
 
     def on_event(self, event: Any, kind: int | None = None) -> None:
         """Read one event. ``kind`` (``_START``...) when the caller knows it from the
-        event's class; ``None`` to read the event's ``type``."""
+        event's class (an SDK model: its fields are read as attributes); ``None`` to read
+        the event's ``type`` (any object, a dict too)."""
         try:
-            if kind is None:
+            known = kind is not None
+            if not known:
                 kind = _KIND_OF_TYPE.get(field(event, "type"), _SKIP)
             if kind == _START:
-                usage, self._model, self._response_id = _MESSAGE(field(event, "message"))
-                self._usage.merge(usage, final=False)
+                usage, self._model, self._response_id = _MESSAGE(
+                    getattr(event, "message", None) if known else field(event, "message"))
                 self._started = True
+                self.merge(usage, final=False)
             elif kind == _DELTA:
-                self._usage.merge(field(event, "usage"), final=True)
+                self.merge(getattr(event, "usage", None) if known else field(event, "usage"),
+                           final=True)
             elif kind == _STOP:
                 self.settle("stream_usage_incomplete")
         except Exception:
             log.warning("paid_hooks: could not read an anthropic stream event", exc_info=True)
 
     def settle(self, reason: str) -> None:
-        """Record now: the merged usage if the final counts arrived, else ``usage_unknown``."""
-        if self._handle.done:  # recorded already (at message_stop): nothing to take a lock for
+        """Record now: the merged usage if the final counts arrived, else ``usage_unknown``.
+
+        Without a lock: the handle records once whoever calls first (a close on another
+        thread, or a collection that runs this again from inside it, finds it done).
+        ``_settled`` (set once it was) only spares the callers at the stream's end a call.
+        """
+        handle = self._handle
+        if handle.done:
+            self._settled = True
             return
         try:
-            with self._lock:
-                if self._handle.done:
-                    return
-                usage = self._usage.usage() if self._usage.final_seen else None
-                if usage is not None:
-                    self._handle.finish(usage, response_model=self._model,
-                                        response_id=self._response_id,
-                                        service_tier=self._usage.service_tier())
-                else:
-                    self._handle.usage_unknown(reason, response_model=self._model,
-                                               response_id=self._response_id)
+            usage, tier = self.usage_and_tier() if self.final_seen else (None, None)
+            if usage is not None:
+                handle.finish(usage, response_model=self._model,
+                              response_id=self._response_id, service_tier=tier)
+            else:
+                handle.usage_unknown(reason, response_model=self._model,
+                                     response_id=self._response_id)
+            self._settled = True
         except Exception:
             log.warning("paid_hooks: could not record an anthropic stream", exc_info=True)
 
     def failed(self, error: BaseException) -> None:
         """The stream raised: before any message it billed nothing; after, usage is unknown."""
-        if self._usage.final_seen or self._started:
+        if self.final_seen or self._started:
             self.settle("stream_error")
             return
         try:
-            with self._lock:
-                self._handle.fail(error)
+            self._handle.fail(error)
+            self._settled = True
         except Exception:
             log.warning("paid_hooks: could not record an anthropic stream", exc_info=True)
+
+    def close_stream(self) -> None:
+        """The observed stream's ``close()`` (bound, set on the stream): record (closed
+        early), then run the stream class's own ``close``."""
+        self.settle(CLOSED_EARLY)
+        stream = self._stream() if self._stream is not None else None
+        if stream is not None:
+            type(stream).close(stream)
+
+    def __del__(self) -> None:
+        try:
+            if not self._settled and not _is_finalizing():
+                self.settle(CLOSED_EARLY)
+        except BaseException:  # never raise from a finalizer
+            pass
+
+
+class AsyncStreamRecorder(StreamRecorder):
+    """:class:`StreamRecorder` of an ``AsyncStream``: :meth:`close_async_stream` stands in
+    for the stream's ``close`` (awaited)."""
+
+    __slots__ = ()
+
+    async def close_async_stream(self) -> None:
+        """The observed stream's ``close()`` (bound, set on the stream; a coroutine
+        function, as the class's): record (closed early), then await the class's own."""
+        self.settle(CLOSED_EARLY)
+        stream = self._stream() if self._stream is not None else None
+        if stream is not None:
+            await type(stream).close(stream)
 
 
 def _event_kinds() -> dict[type, int]:
@@ -145,31 +201,6 @@ _SKIPPED = frozenset(cls for cls, kind in _EVENT_KINDS.items() if kind == _SKIP)
 """The content block event classes: most of a stream's events, none of the recorder's business."""
 
 
-class _OnCollect:
-    """Kept in the observed stream's ``__dict__`` (and nowhere else), it dies with the
-    stream and then records the call as closed early, unless it was recorded already.
-
-    It does what ``weakref.finalize`` would (not at interpreter exit either) at a tenth of
-    the cost (~0.3 µs instead of ~3 µs a stream: no registry, no weak reference).
-    """
-
-    __slots__ = ("_recorder",)
-
-    def __init__(self, recorder: StreamRecorder) -> None:
-        self._recorder = recorder
-
-    def __del__(self) -> None:
-        try:
-            if not _is_finalizing():
-                self._recorder.settle(CLOSED_EARLY)
-        except BaseException:  # never raise from a finalizer
-            pass
-
-
-_is_finalizing = sys.is_finalizing
-_COLLECT_GUARD = "_paid_hooks_on_collect"
-
-
 def _observe(events: Iterator[Any], recorder: StreamRecorder) -> Iterator[Any]:
     on_event = recorder.on_event
     kinds = _EVENT_KINDS
@@ -186,7 +217,8 @@ def _observe(events: Iterator[Any], recorder: StreamRecorder) -> Iterator[Any]:
     except BaseException:  # GeneratorExit: closed or dropped unfinished
         recorder.settle(CLOSED_EARLY)
         raise
-    recorder.settle(CLOSED_EARLY)
+    if not recorder._settled:  # recorded at message_stop, as a rule: no call then
+        recorder.settle(CLOSED_EARLY)
 
 
 async def _observe_async(events: AsyncIterator[Any],
@@ -205,7 +237,8 @@ async def _observe_async(events: AsyncIterator[Any],
     except BaseException:  # GeneratorExit or cancelled: the caller abandoned the stream
         recorder.settle(CLOSED_EARLY)
         raise
-    recorder.settle(CLOSED_EARLY)
+    if not recorder._settled:  # recorded at message_stop, as a rule: no call then
+        recorder.settle(CLOSED_EARLY)
 
 
 def observe_stream(stream: Any, handle: paid_hooks.CallHandle) -> None:
@@ -215,18 +248,9 @@ def observe_stream(stream: Any, handle: paid_hooks.CallHandle) -> None:
         events = stream._iterator
         if not hasattr(events, "__next__"):
             raise TypeError(f"unexpected stream iterator {type(events)!r}")
-        close_function = type(stream).close
-        ref = weakref.ref(stream)  # a closure holding the stream would keep it alive
-
-        def close() -> None:
-            recorder.settle(CLOSED_EARLY)
-            target = ref()
-            if target is not None:
-                close_function(target)
-
+        recorder._stream = weakref.ref(stream)
         stream._iterator = _observe(events, recorder)
-        stream.close = close
-        vars(stream)[_COLLECT_GUARD] = _OnCollect(recorder)
+        stream.close = recorder.close_stream
     except Exception:
         log.warning("paid_hooks: cannot observe this anthropic stream", exc_info=True)
         recorder.settle("stream_not_observable")
@@ -234,23 +258,14 @@ def observe_stream(stream: Any, handle: paid_hooks.CallHandle) -> None:
 
 def observe_async_stream(stream: Any, handle: paid_hooks.CallHandle) -> None:
     """Record ``handle`` from the events of the SDK ``AsyncStream`` (in place). Never raises."""
-    recorder = StreamRecorder(handle)
+    recorder = AsyncStreamRecorder(handle)
     try:
         events = stream._iterator
         if not hasattr(events, "__anext__"):
             raise TypeError(f"unexpected stream iterator {type(events)!r}")
-        close_function = type(stream).close
-        ref = weakref.ref(stream)
-
-        async def close() -> None:
-            recorder.settle(CLOSED_EARLY)
-            target = ref()
-            if target is not None:
-                await close_function(target)
-
+        recorder._stream = weakref.ref(stream)
         stream._iterator = _observe_async(events, recorder)
-        stream.close = close
-        vars(stream)[_COLLECT_GUARD] = _OnCollect(recorder)
+        stream.close = recorder.close_async_stream
     except Exception:
         log.warning("paid_hooks: cannot observe this anthropic stream", exc_info=True)
         recorder.settle("stream_not_observable")

@@ -195,36 +195,52 @@ def usage_and_tier(usage: Any) -> tuple[paid_hooks.Usage | None, str | None]:
 class StreamUsage:
     """The usage of one stream, merged from its events: later reported values win.
 
-    The merged values are kept as one tuple in ``_MERGED_FIELDS`` order (cheaper than a
-    dict of names: a stream merges twice, at ``message_start`` and ``message_delta``).
+    ``merge`` only keeps the usage objects it is given (the SDK never changes an event
+    once it has yielded it); they are read and merged once, by :meth:`usage_and_tier`,
+    when the call is recorded. A stream reports twice (``message_start`` and
+    ``message_delta``), so keeping costs less than reading each at once.
     """
 
-    __slots__ = ("final_seen", "values")
+    __slots__ = ("_reported", "final_seen")
 
     def __init__(self) -> None:
-        self.values: tuple[Any, ...] | None = None
-        """The merged fields (``_MERGED_FIELDS`` order), ``None`` before any usage."""
+        self._reported: list[Any] | None = None
+        """The reported usage objects, oldest first; ``None`` before any usage."""
         self.final_seen = False
         """True once a ``message_delta`` (which carries the final output count) arrived."""
 
     def merge(self, usage: Any, *, final: bool) -> None:
         if usage is None:
             return
-        values = _MERGED(usage)
-        merged = self.values
-        if merged is None:
-            self.values = values
+        reported = self._reported
+        if reported is None:
+            self._reported = [usage]
         else:
-            self.values = tuple([old if new is None else new
-                                 for old, new in zip(merged, values, strict=True)])
+            reported.append(usage)
         if final:
             self.final_seen = True
 
+    def _values(self) -> tuple[Any, ...] | None:
+        """The merged fields, in ``_MERGED_FIELDS`` order; ``None`` before any usage."""
+        reported = self._reported
+        if reported is None:
+            return None
+        values = _MERGED(reported[0])
+        for usage in reported[1:]:
+            values = tuple([old if new is None else new
+                            for old, new in zip(values, _MERGED(usage), strict=True)])
+        return values
+
+    def usage_and_tier(self) -> tuple[paid_hooks.Usage | None, str | None]:
+        """``(usage(), service_tier())``, merging once."""
+        values = self._values()
+        if values is None:
+            return None, None
+        tier = values[-1]
+        return usage_from_values(*values[:-1]), tier if isinstance(tier, str) else None
+
     def usage(self) -> paid_hooks.Usage | None:
-        values = self.values
-        return None if values is None else usage_from_values(*values[:-1])
+        return self.usage_and_tier()[0]
 
     def service_tier(self) -> str | None:
-        values = self.values
-        tier = None if values is None else values[-1]
-        return tier if isinstance(tier, str) else None
+        return self.usage_and_tier()[1]

@@ -686,3 +686,62 @@ def test_stream_events_are_read_by_type_or_by_class(paid_ledger, as_dicts):
     assert_row(row, FakeUsage(1000, 100), streaming=True)
     assert row["service_tier"] == "priority"
     assert row["response_id"] == "msg_1"
+
+
+def test_stream_observation_attaches_two_attributes_and_records_once(paid_ledger, fake_provider,
+                                                                     client, monkeypatch):
+    """A cheap-path guard: the stream gets its event iterator and ``close`` (a method of
+    the one recorder, no closure, no guard object, no lock), and a stream read to the end
+    is recorded by one ``settle`` (at ``message_stop``), none at its end or collection."""
+    from paid_hooks_anthropic import _streams
+
+    settles: list[str] = []
+    original = _streams.StreamRecorder.settle
+
+    def counted(self: Any, reason: str) -> None:
+        settles.append(reason)
+        original(self, reason)
+
+    monkeypatch.setattr(_streams.StreamRecorder, "settle", counted)
+    fake_provider.queue(FakeReply(usage=FakeUsage(1000, 100)),
+                        FakeReply(usage=FakeUsage(1000, 100)))
+    bare = client._paid_wrapped.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES,
+                                                stream=True)  # outside paid_tracing: no row
+    bare_attributes = set(vars(bare))
+    bare.close()
+    with paid_tracing("acme", external_agent_id="support"):
+        stream = client.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES,
+                                        stream=True)
+        assert type(stream) is anthropic.Stream
+        assert set(vars(stream)) - bare_attributes == {"_iterator", "close"}
+        assert isinstance(stream.close.__self__, _streams.StreamRecorder)
+        events = list(stream)
+        assert events[-1].type == "message_stop"
+        del stream, events
+        gc.collect()
+    assert settles == ["stream_usage_incomplete"]
+    [row] = paid_ledger.calls()
+    assert_row(row, FakeUsage(1000, 100), streaming=True)
+
+
+async def test_async_stream_close_is_a_coroutine_function_and_records_once(paid_ledger,
+                                                                         fake_provider,
+                                                                         aclient):
+    import inspect
+
+    fake_provider.queue(FakeReply(usage=FakeUsage(1000, 100)))
+    async with paid_tracing("acme", external_agent_id="support"):
+        stream = await aclient.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES,
+                                               stream=True)
+        assert type(stream) is anthropic.AsyncStream
+        assert inspect.iscoroutinefunction(stream.close)
+        async for event in stream:
+            if event.type == "message_delta":
+                break
+        await stream.close()
+        await stream.close()  # a second close records nothing more
+        assert stream.response.is_closed
+        del stream
+        gc.collect()
+    [row] = paid_ledger.calls()
+    assert_row(row, FakeUsage(1000, 100), streaming=True)
