@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-__all__ = ["MAX_PIECE", "Decoder", "UnsupportedEncoding", "is_identity", "make_decoder"]
+__all__ = ["IDENTITY", "MAX_PIECE", "Decoder", "UnsupportedEncoding", "is_identity", "make_decoder"]
 
 MAX_PIECE = 1 << 20
 
@@ -38,6 +38,10 @@ class _Identity:
 
     def flush(self) -> Iterator[bytes]:
         return iter(())
+
+
+IDENTITY = _Identity()
+"""The decoder of an unencoded body (it keeps no state: one serves every body)."""
 
 
 class _Zlib:
@@ -167,7 +171,7 @@ def make_decoder(content_encoding: str | None) -> Decoder:
     its library is not installed.
     """
     if not content_encoding:
-        return _Identity()
+        return IDENTITY
     names = [n.strip().lower() for n in content_encoding.split(",")]
     names = [n for n in names if n and n != "identity"]
     decoders: list[Decoder] = []
@@ -183,7 +187,7 @@ def make_decoder(content_encoding: str | None) -> Decoder:
         else:
             raise UnsupportedEncoding(name)
     if not decoders:
-        return _Identity()
+        return IDENTITY
     if len(decoders) == 1:
         return decoders[0]
     return _Chain(decoders)

@@ -57,7 +57,14 @@ def on_response(response: Any, mod: ModuleType, is_async: bool) -> None:
     """Swap ``response.stream`` for a tee when the request is being recorded. Never raises."""
     try:
         request = response.request
-        pending = request.__dict__.pop(MARK, None)
+        # getattr/delattr, not ``request.__dict__.pop``: reading ``__dict__`` builds a dict
+        # object CPython otherwise never makes for the request (one more object per call,
+        # freed only by the cyclic garbage collector, as a Request is in reference cycles)
+        try:
+            pending = getattr(request, MARK)
+        except AttributeError:  # our request hook did not see this request
+            return
+        delattr(request, MARK)
         if not isinstance(pending, PendingCall):
             return
         if response.is_stream_consumed:  # an earlier hook already read the body

@@ -30,7 +30,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 
 import paid_hooks
-from paid_hooks_httpx._decode import UnsupportedEncoding, is_identity, make_decoder
+from paid_hooks_httpx._decode import IDENTITY, UnsupportedEncoding, is_identity, make_decoder
 from paid_hooks_httpx._parse import make_reader
 from paid_hooks_httpx._routes import Route, classify, request_details
 
@@ -97,12 +97,15 @@ class BodyTap:
         self._done = False
         self._reason: str | None = None
         self._reader = make_reader(route.api, content_type)
-        self._decoder: Any = None
-        try:
-            self._decoder = make_decoder(content_encoding)
-        except UnsupportedEncoding as exc:
-            self._reason = f"content_encoding_{exc.args[0] if exc.args else 'unknown'}"
-        self._identity = is_identity(self._decoder)
+        self._decoder: Any = IDENTITY
+        self._identity = True
+        if content_encoding:  # the usual body is not encoded: no decoder built for it
+            try:
+                self._decoder = make_decoder(content_encoding)
+            except UnsupportedEncoding as exc:
+                self._decoder = None
+                self._reason = f"content_encoding_{exc.args[0] if exc.args else 'unknown'}"
+            self._identity = is_identity(self._decoder)
 
     @property
     def done(self) -> bool:
@@ -129,7 +132,7 @@ class BodyTap:
         if self._done:
             return
         try:
-            if self._decoder is not None:
+            if self._decoder is not None and not self._identity:
                 for piece in self._decoder.flush():
                     self._reader.feed(piece)
             self._reader.eof()

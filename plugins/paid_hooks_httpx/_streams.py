@@ -28,7 +28,7 @@ __all__ = ["tee_classes"]
 def _collected(tee: Any) -> None:
     """A tee is being finalised: hand an unrecorded tap over (no locks, no recording)."""
     try:  # noqa: SIM105 (runs for every response: a bare try costs nothing, suppress() does)
-        orphaned(tee.__dict__["_tap"])
+        orphaned(tee._tap)  # not ``__dict__``: reading it would build a dict object
     except Exception:
         pass
 

@@ -38,6 +38,14 @@ def _no_response(pending: PendingCall, exc: BaseException, mod: ModuleType) -> N
         pending.handle.usage_unknown("no_response")
 
 
+def _unmark(request: Any) -> None:
+    """Remove the mark if it is there (``delattr``: reading ``__dict__`` builds a dict)."""
+    try:  # noqa: SIM105 (a bare try costs nothing; suppress() does)
+        delattr(request, MARK)
+    except AttributeError:
+        pass
+
+
 @per_module
 def transport_classes(mod: ModuleType) -> tuple[type, type]:
     """``(PaidTransport, PaidAsyncTransport)`` for ``httpx`` or ``httpx2`` (built once)."""
@@ -54,19 +62,19 @@ def transport_classes(mod: ModuleType) -> tuple[type, type]:
             self.provider = provider
 
         def handle_request(self, request: Any) -> Any:
-            if MARK in request.__dict__:  # an event hook or an outer PaidTransport has it
+            if hasattr(request, MARK):  # an event hook or an outer PaidTransport has it
                 return self.inner.handle_request(request)
             pending = begin(request, self.provider)
             if pending is None:
                 return self.inner.handle_request(request)
-            request.__dict__[MARK] = None
+            setattr(request, MARK, None)
             try:
                 response = self.inner.handle_request(request)
             except BaseException as exc:
                 _no_response(pending, exc, mod)
                 raise
             finally:
-                request.__dict__.pop(MARK, None)
+                _unmark(request)
             tap = pending.observe(response.status_code, response.headers)
             if tap is not None:
                 response.stream = sync_tee(response.stream, tap)
@@ -83,19 +91,19 @@ def transport_classes(mod: ModuleType) -> tuple[type, type]:
             self.provider = provider
 
         async def handle_async_request(self, request: Any) -> Any:
-            if MARK in request.__dict__:
+            if hasattr(request, MARK):
                 return await self.inner.handle_async_request(request)
             pending = begin(request, self.provider)
             if pending is None:
                 return await self.inner.handle_async_request(request)
-            request.__dict__[MARK] = None
+            setattr(request, MARK, None)
             try:
                 response = await self.inner.handle_async_request(request)
             except BaseException as exc:
                 _no_response(pending, exc, mod)
                 raise
             finally:
-                request.__dict__.pop(MARK, None)
+                _unmark(request)
             tap = pending.observe(response.status_code, response.headers)
             if tap is not None:
                 response.stream = async_tee(response.stream, tap)

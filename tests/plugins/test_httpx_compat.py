@@ -703,3 +703,95 @@ def test_loads_text_is_json_loads(text):
             loads_text(text)
         return
     assert loads_text(text) == expected or (expected != expected)  # NaN is not NaN
+
+
+def _read_sse(body: bytes, cuts: list[int]) -> Any:
+    reader = SseReader("openai.chat")
+    for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True):
+        reader.feed(body[a:b])
+    reader.eof()
+    return reader.result
+
+
+@pytest.mark.parametrize("separators", [(",", ":"), (", ", ": ")])
+def test_chat_reader_skips_runs_in_place_as_it_reads_them_one_by_one(separators, monkeypatch):
+    # runs of content chunks are passed over inside the buffer (no split); whatever the
+    # network cut, the result is the one reading every chunk gives, and only the chunks
+    # that matter are parsed
+    from paid_hooks_httpx import _parse
+
+    parsed: list[str] = []
+    real = _parse.loads_text
+
+    def counting(text: str) -> Any:
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(_parse, "loads_text", counting)
+    usage = {"prompt_tokens": 11, "completion_tokens": 22}
+
+    def event(chunk: Any) -> bytes:
+        return b"data: " + json.dumps(chunk, separators=separators).encode() + b"\n\n"
+
+    def no_model(chunk: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in chunk.items() if k != "model"}
+
+    injected = event(no_model(_content_chunk("x"))).replace(
+        b'"x"', b'"x"}, "finish_reason": "stop"}, {"index": 1, "delta": {"content": "y"'
+        if separators[1] == ": " else
+        b'"x"},"finish_reason":"stop"},{"index":1,"delta":{"content":"y"', 1)
+    assert b'"stop"' in injected
+    body = b"".join([
+        event(_content_chunk("a")), *(event(_content_chunk(f"w{i} ")) for i in range(30)),
+        event(_content_chunk("ends\\")),  # text ending in a backslash: read
+        event(_content_chunk("q\"uote")),  # a quote in the text: read
+        *(event(_content_chunk(f"v{i}")) for i in range(5)),
+        b'data: {"id": "c1",\ndata: "model": "gpt-4o", "choices": [], "usage": null}\n\n',
+        *(event(_content_chunk(f"u{i}")) for i in range(5)),
+        event(_content_chunk("after", model="gpt-4o")),  # a new model inside a run
+        *(event(_content_chunk(f"t{i}", model="gpt-4o")) for i in range(5)),
+        injected,  # the smuggled finish reason must be seen
+        event(no_model(_content_chunk("z")) | {"usage": usage}),  # usage beside choices
+    ])  # no [DONE]: the usage is final only because the finish reason was seen before it
+    whole = _read_sse(body, [])
+    assert whole.complete and not whole.ended and whole.usage.output_tokens == 22
+    assert (whole.response_model, whole.response_id) == ("gpt-4o", "c1")
+    # parsed: "a", the two-line event, "u0" (the first chunk after it), "after" (a new
+    # model), the injected chunk and the usage chunk; none of the 45 other content chunks
+    # (the backslash and quote chunks are recognised from their text, not parsed)
+    assert len(parsed) == 6
+    for cuts in ([len(body) // 2], list(range(7, len(body), 97)), list(range(1, len(body)))):
+        parsed.clear()
+        result = _read_sse(body, cuts)
+        assert vars(result) == vars(whole)
+    without = _read_sse(body.replace(injected, b""), [])
+    assert not without.complete and without.usage.output_tokens == 22
+
+
+def test_the_hook_leaves_no_cyclic_garbage_of_its_own(paid_ledger):
+    # httpx requests and responses sit in reference cycles, so every object the hook hangs
+    # on them (a request ``__dict__`` read into existence, say) waits for the collector
+    ids = iter(range(100))
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={**_COMPAT_JSON, "id": f"chatcmpl-{next(ids)}"})
+
+    def garbage(client: httpx.Client, calls: int = 20) -> int:
+        paid_hooks.flush()
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(calls):
+                client.post("https://api.openai.com/v1/chat/completions",
+                            json={"model": "gpt-4o-mini"})
+            paid_hooks.flush()
+            return gc.collect()
+        finally:
+            gc.enable()
+
+    bare = httpx.Client(transport=httpx.MockTransport(handler))
+    hooked = instrument_client(httpx.Client(transport=httpx.MockTransport(handler)))
+    with traced():
+        garbage(bare, 3), garbage(hooked, 3)
+        assert garbage(hooked) == garbage(bare)
+    assert len(paid_ledger.calls()) == 23
