@@ -15,7 +15,7 @@ from paid_hooks_openai import _readers
 from paid_hooks_openai._readers import Reader
 from paid_hooks_openai._streams import (
     ChatChunks,
-    Observer,
+    StreamRecord,
     images_events,
     responses_events,
     transcription_events,
@@ -32,8 +32,8 @@ class Operation:
     """``gen_ai.operation.name`` recorded in the ledger."""
     read: Reader
     """Reads a non-streamed result."""
-    stream: Callable[[bool], Observer] | None = None
-    """``factory(hide_usage_chunk) -> Observer`` for ``stream=True`` results, if any."""
+    stream: Callable[[bool], StreamRecord] | None = None
+    """``factory(hide_usage_chunk) -> StreamRecord`` for ``stream=True`` results, if any."""
     injects_stream_usage: bool = False
     """Add ``stream_options.include_usage`` to streamed requests that lack it (chat only)."""
 

@@ -1,10 +1,11 @@
-"""Recording streamed OpenAI calls: observers of stream items and the stream types returned.
+"""Recording streamed OpenAI calls: one record per stream and the stream types returned.
 
 A recorded ``stream=True`` call returns a :class:`PaidStream` / :class:`PaidAsyncStream`:
 a subclass of the SDK's own ``openai.Stream`` / ``openai.AsyncStream`` that adopts the
 SDK stream's state (same ``response``, same decoder, same items) and only routes the
-iteration through an observer. Iteration, ``with``, ``close()``, ``.response`` and
-``isinstance(s, openai.Stream)`` behave as on the SDK's stream.
+iteration through a loop that looks at each item on its way to the caller. Iteration,
+``with``, ``close()``, ``.response`` and ``isinstance(s, openai.Stream)`` behave as on the
+SDK's stream.
 
 The call is recorded exactly once, when the stream ends:
 
@@ -16,6 +17,13 @@ The call is recorded exactly once, when the stream ends:
   ``usage_unknown("stream_closed_early")``; if the usage already arrived, it is recorded;
 * an exception while reading: the usage if already seen; ``fail`` (no charge) if nothing
   was received; else ``usage_unknown("stream_error:<ExceptionType>")``.
+
+Per stream this costs the returned stream, one record (:class:`ChatChunks` for chat
+completions, :class:`EventStream` for typed events), the recording loop (a generator,
+which the stream's ``__iter__`` hands out itself: no generator layer is added), the
+bound method set as the HTTP response's ``close``, and a :class:`_DropGuard` that lives
+as long as the loop and records a stream dropped unfinished. The record is at once
+what the items reported and the response's close hook.
 """
 
 from __future__ import annotations
@@ -23,9 +31,8 @@ from __future__ import annotations
 import logging
 import sys
 import types
-import weakref
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, Protocol
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
+from typing import Any
 
 from openai import AsyncStream, Stream
 from openai.types.chat import ChatCompletionChunk
@@ -39,7 +46,6 @@ from paid_hooks_openai._readers import Reading, read_responses
 __all__ = [
     "ChatChunks",
     "EventStream",
-    "Observer",
     "PaidAsyncStream",
     "PaidStream",
     "StreamRecord",
@@ -52,6 +58,9 @@ __all__ = [
 
 log = logging.getLogger("paid_hooks.openai")
 
+_CLOSED_EARLY = "stream_closed_early"
+_NOT_REPORTED = "not_reported"
+
 
 def finish_with(handle: paid_hooks.CallHandle, reading: Reading) -> None:
     """Record ``reading`` on ``handle`` (exactly one of finish / fail / usage_unknown)."""
@@ -62,138 +71,195 @@ def finish_with(handle: paid_hooks.CallHandle, reading: Reading) -> None:
         handle.finish(reading.usage, response_model=reading.response_model,
                       response_id=reading.response_id, service_tier=reading.service_tier)
     else:
-        handle.usage_unknown(reading.unknown_reason or "not_reported",
+        handle.usage_unknown(reading.unknown_reason or _NOT_REPORTED,
                              response_model=reading.response_model,
                              response_id=reading.response_id)
 
 
-# -- observers ------------------------------------------------------------------------------
+# -- the record of one stream ---------------------------------------------------------------
 
 
-class Observer(Protocol):
-    """Watches each item of one stream and knows what it reported so far."""
+class StreamRecord:
+    """What one stream reported so far; turns its end (however it ends) into exactly one
+    ledger record. Subclasses, one per kind of stream, read the items and define
+    :meth:`ended`, :meth:`errored` and :meth:`abandoned`.
 
+    An operation's stream factory makes the record (``factory(hide_usage_chunk)``);
+    :func:`wrap_stream` then attaches the call's ``handle``, the SDK's item generator
+    (``inner``) and the HTTP response, whose ``close`` / ``aclose`` becomes the record's
+    :meth:`response_closed` / :meth:`aresponse_closed` (an instance attribute; the class
+    is untouched).
+
+    While ``inner`` runs (``gi_running`` / ``ag_running``) a close of the HTTP response is
+    the SDK's own (after the last item, or on an error) and the loop records the end
+    itself; any other close is the caller's, or a helper stream's
+    (``chat.completions.stream()`` and ``responses.stream()`` close the response directly,
+    not the stream): the call is recorded then (:meth:`abandoned`). Reading that flag when
+    the response closes, instead of setting one around every item, keeps the per-item path
+    free of bookkeeping. The hook takes itself off the response when called (later closes
+    go straight to the original), which also ends the reference cycle response -> hook ->
+    record -> response that exists while it is on.
+    """
+
+    __slots__ = ("_before", "_response", "completed", "handle", "inner")
+
+    handle: paid_hooks.CallHandle
+    inner: Any
     completed: bool
     """The provider signalled the end of the response (usage may still be missing)."""
+    _response: Any
+    _before: Any
+    """Someone's own instance-level ``close`` found on the response (restored and called
+    instead of the class's), or None."""
 
-    def observe(self, item: Any) -> bool:
-        """Look at one item; return False to hide it from the caller."""
-        ...
+    def ended(self) -> None:
+        """The SDK stream was read to its end."""
+        raise NotImplementedError
 
-    def reading(self) -> Reading: ...
+    def errored(self, exc: BaseException, seen_items: bool) -> None:
+        """Reading the SDK stream raised ``exc`` (re-raised to the caller afterwards);
+        ``seen_items``: items had arrived before it."""
+        raise NotImplementedError
+
+    def abandoned(self) -> None:
+        """Closed or collected before the end: the usage if it already came, else unknown."""
+        raise NotImplementedError
+
+    # The two hooks below are written out in full (no shared helper): one call less at
+    # the end of every stream, where the SDK closes the response.
+
+    def response_closed(self) -> None:
+        """The HTTP response's ``close`` while the stream is recorded (see the class)."""
+        try:
+            response = self._response
+            if getattr(getattr(response, "close", None), "__self__", None) is self:
+                if self._before is None:
+                    del response.close
+                else:
+                    response.close = self._before
+            response.close()
+        finally:
+            if not getattr(self.inner, "gi_running", False):
+                self.abandoned()
+
+    async def aresponse_closed(self) -> None:
+        """The HTTP response's ``aclose`` while the stream is recorded (see the class)."""
+        try:
+            response = self._response
+            if getattr(getattr(response, "aclose", None), "__self__", None) is self:
+                if self._before is None:
+                    del response.aclose
+                else:
+                    response.aclose = self._before
+            await response.aclose()
+        finally:
+            if not getattr(self.inner, "ag_running", False):
+                self.abandoned()
 
 
-_CHUNK = field_reader("id", "model", "service_tier", "usage", "choices")
 _CHUNK_FIELDS = ("id", "model", "service_tier", "usage", "choices")
 _DICT_CHUNK: Any = (ChatCompletionChunk if reads_from_dict(ChatCompletionChunk, *_CHUNK_FIELDS)
                     else None)
 """The SDK's chunk class when its chunks can be read from their ``__dict__`` (what
 ``getattr`` reads, for less); else None."""
+_CHUNK = field_reader("id", "usage", "choices")
+_NAMES = field_reader("id", "model", "service_tier")
 
 
-class ChatChunks:
-    """``chat.completion.chunk`` items.
+class ChatChunks(StreamRecord):
+    """The record of a ``chat.completion.chunk`` stream.
 
     With ``hide_usage_chunk`` (set when the plugin, not the caller, asked for
     ``include_usage``) the extra final chunk that has ``choices == []`` and a ``usage`` is
-    consumed here and not shown to the caller. Chunks with empty choices and no usage (e.g.
-    Azure's content-filter chunk) are always shown.
+    consumed and not shown to the caller. Chunks with empty choices and no usage (e.g.
+    Azure's content-filter chunks) are always shown.
 
-    Each chunk's id, model and tier are compared with the previous chunk's as they came
-    (``_seen_*``) and only taken (last non-empty one wins) when they differ.
+    The chunks are read in the loop itself (:func:`_chat_sync`, no call per chunk): the
+    last chunk with a readable usage gives the usage; any choice with a ``finish_reason``
+    marks the response complete. The response id, model and service tier are read once,
+    when the call is recorded, from the last chunk that carried a non-empty id
+    (``named``): chunks without one, such as Azure's content-filter chunks, are skipped;
+    a model or tier that is not a non-empty string there is recorded as None.
     """
 
-    __slots__ = ("_seen_id", "_seen_model", "_seen_tier", "completed", "hide_usage_chunk",
-                 "model", "response_id", "service_tier", "usage")
+    __slots__ = ("hide_usage_chunk", "named", "usage")
 
     def __init__(self, hide_usage_chunk: bool) -> None:
         self.hide_usage_chunk = hide_usage_chunk
         self.completed = False
         self.usage: paid_hooks.Usage | None = None
-        self.model: str | None = None
-        self.response_id: str | None = None
-        self.service_tier: str | None = None
-        self._seen_id: Any = None
-        self._seen_model: Any = None
-        self._seen_tier: Any = None
+        self.named: Any = None
 
-    def observe(self, item: Any) -> bool:
-        # Runs once per chunk. The usual content chunk (same id / model / tier as the one
-        # before, no usage, no finish_reason) costs five reads of its ``__dict__``, three
-        # compares and a look at its one choice: no tuple built, nothing stored.
-        if type(item) is _DICT_CHUNK:
-            values = item.__dict__
-            try:  # subscripts, not an itemgetter + unpack: about a third less per chunk
-                raw_usage = values["usage"]
-                choices = values["choices"]
-                if (values["id"] != self._seen_id or values["model"] != self._seen_model
-                        or values["service_tier"] != self._seen_tier):
-                    self._take(values["id"], values["model"], values["service_tier"])
-            except KeyError:  # a field missing from this chunk: read it as getattr would
-                raw_usage, choices = self._read(item)
-        else:
-            raw_usage, choices = self._read(item)
-        if raw_usage is not None:
-            self.usage = _usage.chat_usage(raw_usage) or self.usage
-        if not self.completed and isinstance(choices, list):
-            for choice in choices:
-                if type(choice) is ChunkChoice:
-                    try:
-                        finish_reason = choice.finish_reason
-                    except AttributeError:
-                        finish_reason = None
-                else:
-                    finish_reason = field(choice, "finish_reason")
-                if finish_reason:
-                    self.completed = True
-                    break
-        return raw_usage is None or not self.hide_usage_chunk or bool(choices)
-
-    def _read(self, item: Any) -> tuple[Any, Any]:
-        """``observe`` for any chunk (read field by field): takes the id / model / tier;
-        returns the usage and the choices."""
-        response_id, model, tier, raw_usage, choices = _CHUNK(item)
-        if (response_id != self._seen_id or model != self._seen_model
-                or tier != self._seen_tier):
-            self._take(response_id, model, tier)
+    def take(self, chunk: Any) -> tuple[Any, Any]:
+        """The loop's reading of a chunk of another class (or one missing a field), field
+        by field: notes it as ``named`` if it has an id; returns its usage and choices."""
+        response_id, raw_usage, choices = _CHUNK(chunk)
+        if response_id:
+            self.named = chunk
         return raw_usage, choices
 
-    def _take(self, response_id: Any, model: Any, tier: Any) -> None:
-        """The last non-empty id, model and tier win."""
-        self._seen_id = response_id
-        self._seen_model = model
-        self._seen_tier = tier
-        if isinstance(response_id, str) and response_id:
-            self.response_id = response_id
-        if isinstance(model, str) and model:
-            self.model = model
-        if isinstance(tier, str) and tier:
-            self.service_tier = tier
+    def settle(self, reason: str) -> None:
+        """Record the usage if it arrived, else ``usage_unknown(reason)`` (see the class
+        for the id, model and tier). A second record is ignored by the handle."""
+        response_id = model = tier = None
+        named = self.named
+        if named is not None:
+            try:
+                if type(named) is _DICT_CHUNK:
+                    values = named.__dict__
+                    response_id, model, tier = (values["id"], values["model"],
+                                                values["service_tier"])
+                else:
+                    response_id, model, tier = _NAMES(named)
+            except Exception:
+                log.debug("paid_hooks: could not read an OpenAI stream chunk", exc_info=True)
+            # plugin_kit.as_str, inlined (three calls less)
+            response_id = response_id if isinstance(response_id, str) and response_id else None
+            model = model if isinstance(model, str) and model else None
+            tier = tier if isinstance(tier, str) and tier else None
+        usage = self.usage
+        if usage is not None:
+            self.handle.finish(usage, response_model=model, response_id=response_id,
+                               service_tier=tier)
+        else:
+            self.handle.usage_unknown(reason, response_model=model, response_id=response_id)
 
-    def reading(self) -> Reading:
-        return Reading(usage=self.usage, response_model=self.model,
-                       response_id=self.response_id, service_tier=self.service_tier,
-                       unknown_reason="not_reported")
+    def ended(self) -> None:
+        self.settle(_NOT_REPORTED if self.completed else _CLOSED_EARLY)
+
+    def errored(self, exc: BaseException, seen_items: bool) -> None:
+        handle = self.handle
+        if handle.done:
+            return
+        if self.usage is None and not seen_items:
+            handle.fail(exc)
+        else:
+            self.settle(f"stream_error:{type(exc).__qualname__}")
+
+    def abandoned(self) -> None:
+        self.settle(_CLOSED_EARLY)
 
 
-class EventStream:
-    """Typed server events (``item.type``) where terminal events carry the usage.
+class EventStream(StreamRecord):
+    """The record of typed server events (``item.type``) where terminal events carry the
+    usage.
 
     ``terminal`` maps an event type to the reader of its final :class:`Reading`; ``start``
     maps event types that name the response early (id, model) to a reader, so a stream cut
     short is still recorded under its response id.
     """
 
-    __slots__ = ("completed", "last", "start", "terminal")
+    __slots__ = ("last", "start", "terminal")
 
     def __init__(self, terminal: dict[str, Callable[[Any], Reading]],
                  start: dict[str, Callable[[Any], Reading]] | None = None) -> None:
         self.terminal = terminal
         self.start = start or {}
         self.completed = False
-        self.last = Reading(usage=None, unknown_reason="not_reported")
+        self.last = Reading(usage=None, unknown_reason=_NOT_REPORTED)
 
-    def observe(self, item: Any) -> bool:
+    def observe(self, item: Any) -> None:
+        """Look at one event."""
         kind = field(item, "type")
         reader = self.terminal.get(kind) if isinstance(kind, str) else None
         if reader is not None:
@@ -201,10 +267,51 @@ class EventStream:
             self.last = reader(item)
         elif isinstance(kind, str) and kind in self.start and not self.completed:
             self.last = self.start[kind](item)
-        return True
 
     def reading(self) -> Reading:
         return self.last
+
+    def ended(self) -> None:
+        if self.handle.done:
+            return
+        try:
+            reading = self.last
+            if reading.failed or reading.usage is not None or self.completed:
+                finish_with(self.handle, reading)
+            else:
+                self.handle.usage_unknown(_CLOSED_EARLY, response_model=reading.response_model,
+                                          response_id=reading.response_id)
+        except Exception:
+            log.warning("paid_hooks: could not record an OpenAI stream", exc_info=True)
+
+    def errored(self, exc: BaseException, seen_items: bool) -> None:
+        if self.handle.done:
+            return
+        try:
+            reading = self.last
+            if reading.usage is not None:
+                finish_with(self.handle, reading)
+            elif not seen_items:
+                self.handle.fail(exc)
+            else:
+                self.handle.usage_unknown(f"stream_error:{type(exc).__qualname__}",
+                                          response_model=reading.response_model,
+                                          response_id=reading.response_id)
+        except Exception:
+            log.warning("paid_hooks: could not record an OpenAI stream", exc_info=True)
+
+    def abandoned(self) -> None:
+        if self.handle.done:
+            return
+        try:
+            reading = self.last
+            if reading.usage is not None:
+                finish_with(self.handle, reading)
+            else:
+                self.handle.usage_unknown(_CLOSED_EARLY, response_model=reading.response_model,
+                                          response_id=reading.response_id)
+        except Exception:
+            log.warning("paid_hooks: could not record an OpenAI stream", exc_info=True)
 
 
 def _responses_terminal(event: Any) -> Reading:
@@ -214,11 +321,11 @@ def _responses_terminal(event: Any) -> Reading:
 def _responses_start(event: Any) -> Reading:
     response = field(event, "response")
     return Reading(usage=None, response_model=as_str(field(response, "model")),
-                   response_id=as_str(field(response, "id")), unknown_reason="not_reported")
+                   response_id=as_str(field(response, "id")), unknown_reason=_NOT_REPORTED)
 
 
 def _responses_error(event: Any) -> Reading:
-    return Reading(usage=None, unknown_reason="not_reported", failed="response.error")
+    return Reading(usage=None, unknown_reason=_NOT_REPORTED, failed="response.error")
 
 
 def responses_events(hide_usage_chunk: bool = False) -> EventStream:
@@ -234,7 +341,7 @@ def responses_events(hide_usage_chunk: bool = False) -> EventStream:
 
 def _images_terminal(event: Any) -> Reading:
     return Reading(usage=_usage.images_usage(field(event, "usage")),
-                   unknown_reason="not_reported")
+                   unknown_reason=_NOT_REPORTED)
 
 
 def images_events(hide_usage_chunk: bool = False) -> EventStream:
@@ -245,7 +352,7 @@ def images_events(hide_usage_chunk: bool = False) -> EventStream:
 
 def _transcript_terminal(event: Any) -> Reading:
     return Reading(usage=_usage.transcription_usage(field(event, "usage")),
-                   unknown_reason="not_reported")
+                   unknown_reason=_NOT_REPORTED)
 
 
 def transcription_events(hide_usage_chunk: bool = False) -> EventStream:
@@ -253,120 +360,60 @@ def transcription_events(hide_usage_chunk: bool = False) -> EventStream:
     return EventStream(terminal={"transcript.text.done": _transcript_terminal})
 
 
-# -- the record of one stream ---------------------------------------------------------------
-
-
-class StreamRecord:
-    """Turns the end of one stream (however it ends) into exactly one ledger record.
-
-    ``inner`` is the SDK's item generator. While it runs (``gi_running`` / ``ag_running``)
-    a close of the HTTP response is the SDK's own (after the last item, or on an error) and
-    the loop records the end itself; any other close is the caller's (or a helper's).
-    Reading that flag when the response closes, instead of setting one around every item,
-    keeps the per-item path free of bookkeeping.
-    """
-
-    __slots__ = ("handle", "inner", "observer")
-
-    def __init__(self, handle: paid_hooks.CallHandle, observer: Observer, inner: Any) -> None:
-        self.handle = handle
-        self.observer = observer
-        self.inner = inner
-
-    def _reading(self) -> Reading:
-        try:
-            return self.observer.reading()
-        except Exception:
-            log.debug("paid_hooks: could not read an OpenAI stream", exc_info=True)
-            return Reading(usage=None, unknown_reason="unreadable_response")
-
-    def ended(self) -> None:
-        """The SDK stream was read to its end."""
-        if self.handle.done:
-            return
-        try:
-            reading = self._reading()
-            if reading.failed or reading.usage is not None or self.observer.completed:
-                finish_with(self.handle, reading)
-            else:
-                self.handle.usage_unknown("stream_closed_early",
-                                          response_model=reading.response_model,
-                                          response_id=reading.response_id)
-        except Exception:
-            log.warning("paid_hooks: could not record an OpenAI stream", exc_info=True)
-
-    def errored(self, exc: BaseException, seen_items: bool) -> None:
-        """Reading the SDK stream raised ``exc`` (re-raised to the caller afterwards);
-        ``seen_items``: items had arrived before it."""
-        if self.handle.done:
-            return
-        try:
-            reading = self._reading()
-            if reading.usage is not None:
-                finish_with(self.handle, reading)
-            elif not seen_items:
-                self.handle.fail(exc)
-            else:
-                self.handle.usage_unknown(f"stream_error:{type(exc).__qualname__}",
-                                          response_model=reading.response_model,
-                                          response_id=reading.response_id)
-        except Exception:
-            log.warning("paid_hooks: could not record an OpenAI stream", exc_info=True)
-
-    def abandoned(self) -> None:
-        """Closed or collected before the end: the usage if it already came, else unknown."""
-        if self.handle.done:
-            return
-        try:
-            reading = self._reading()
-            if reading.usage is not None:
-                finish_with(self.handle, reading)
-            else:
-                self.handle.usage_unknown("stream_closed_early",
-                                          response_model=reading.response_model,
-                                          response_id=reading.response_id)
-        except Exception:
-            log.warning("paid_hooks: could not record an OpenAI stream", exc_info=True)
-
-    def response_closed(self) -> None:
-        """The HTTP response was closed: by the SDK while producing an item (the loop
-        records that end), else early, by the caller or a helper stream."""
-        inner = self.inner
-        if not (getattr(inner, "gi_running", False) or getattr(inner, "ag_running", False)):
-            self.abandoned()
-
+# -- the loops ------------------------------------------------------------------------------
 
 _NOTHING: Any = object()
 """``item`` until the first item arrives (tells ``errored`` whether any came)."""
 
 
-# The two loops below hand each item on with as little as possible around it: ``for``
-# (no call per item to fetch it), and no flag set per item. Exceptions are told apart by
-# where they arise: the loop's own (an observer's BaseException, or one thrown in at the
-# ``yield``, e.g. GeneratorExit from ``close()``) set ``own``; anything else came from the
-# SDK's items.
+# The loops below hand each item on with as little as possible around it: ``for`` (no
+# call per item to fetch it), and no flag set per item. Exceptions are told apart by where
+# they arise: the loop's own (a BaseException while reading an item, or one thrown in at
+# the ``yield``, e.g. GeneratorExit from ``close()``) set ``own``; anything else came from
+# the SDK's items. The chat loops read each chunk inline (see ChatChunks): a content chunk
+# costs a few reads of its ``__dict__`` and a look at its one choice, no call.
 
 
-def _observe_sync(inner: Iterator[Any], record: StreamRecord) -> Iterator[Any]:
-    observe = record.observer.observe
+def _chat_sync(inner: Generator[Any, None, None], record: ChatChunks,
+               guard: _DropGuard) -> Iterator[Any]:
+    hide = record.hide_usage_chunk
+    completed = False
     item = _NOTHING
     finished = own = False
     try:
         for item in inner:
             try:
-                show = observe(item)
+                if type(item) is _DICT_CHUNK:
+                    values = item.__dict__
+                    try:
+                        raw_usage = values["usage"]
+                        choices = values["choices"]
+                        if values["id"]:
+                            record.named = item
+                    except KeyError:  # a field missing from this chunk: read as getattr would
+                        raw_usage, choices = record.take(item)
+                else:
+                    raw_usage, choices = record.take(item)
+                if raw_usage is not None:
+                    record.usage = _usage.chat_usage(raw_usage) or record.usage
+                    if hide and not choices:
+                        continue  # the usage chunk the caller did not ask for
+                if not completed and (type(choices) is list or isinstance(choices, list)):
+                    for choice in choices:
+                        if (choice.finish_reason if type(choice) is ChunkChoice
+                                else field(choice, "finish_reason")):
+                            completed = record.completed = True
+                            break
             except Exception:
                 log.debug("paid_hooks: could not read an OpenAI stream item", exc_info=True)
-                show = True
             except BaseException:
                 own = True
                 raise
-            if show:
-                try:
-                    yield item
-                except BaseException:  # closed, or thrown in, at the yield
-                    own = True
-                    raise
+            try:
+                yield item
+            except BaseException:  # closed, or thrown in, at the yield
+                own = True
+                raise
     except BaseException as exc:
         if not own:
             finished = True
@@ -374,38 +421,92 @@ def _observe_sync(inner: Iterator[Any], record: StreamRecord) -> Iterator[Any]:
         raise
     else:
         finished = True
-        record.ended()
+        record.settle(_NOT_REPORTED if completed else _CLOSED_EARLY)
     finally:
         if not finished:
             record.abandoned()
-            close = getattr(inner, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:
-                    log.debug("paid_hooks: closing an OpenAI stream failed", exc_info=True)
+            try:
+                inner.close()
+            except Exception:
+                log.debug("paid_hooks: closing an OpenAI stream failed", exc_info=True)
 
 
-async def _observe_async(inner: AsyncIterator[Any], record: StreamRecord) -> AsyncIterator[Any]:
-    observe = record.observer.observe
+async def _chat_async(inner: AsyncGenerator[Any, None], record: ChatChunks,
+                      guard: _DropGuard) -> AsyncIterator[Any]:
+    hide = record.hide_usage_chunk
+    completed = False
     item = _NOTHING
     finished = own = False
     try:
         async for item in inner:
             try:
-                show = observe(item)
+                if type(item) is _DICT_CHUNK:
+                    values = item.__dict__
+                    try:
+                        raw_usage = values["usage"]
+                        choices = values["choices"]
+                        if values["id"]:
+                            record.named = item
+                    except KeyError:
+                        raw_usage, choices = record.take(item)
+                else:
+                    raw_usage, choices = record.take(item)
+                if raw_usage is not None:
+                    record.usage = _usage.chat_usage(raw_usage) or record.usage
+                    if hide and not choices:
+                        continue
+                if not completed and (type(choices) is list or isinstance(choices, list)):
+                    for choice in choices:
+                        if (choice.finish_reason if type(choice) is ChunkChoice
+                                else field(choice, "finish_reason")):
+                            completed = record.completed = True
+                            break
             except Exception:
                 log.debug("paid_hooks: could not read an OpenAI stream item", exc_info=True)
-                show = True
             except BaseException:
                 own = True
                 raise
-            if show:
-                try:
-                    yield item
-                except BaseException:  # closed, or thrown in, at the yield
-                    own = True
-                    raise
+            try:
+                yield item
+            except BaseException:
+                own = True
+                raise
+    except BaseException as exc:
+        if not own:
+            finished = True
+            record.errored(exc, item is not _NOTHING)
+        raise
+    else:
+        finished = True
+        record.settle(_NOT_REPORTED if completed else _CLOSED_EARLY)
+    finally:
+        if not finished:
+            record.abandoned()
+            try:
+                await inner.aclose()
+            except Exception:
+                log.debug("paid_hooks: closing an OpenAI stream failed", exc_info=True)
+
+
+def _events_sync(inner: Generator[Any, None, None], record: EventStream,
+                 guard: _DropGuard) -> Iterator[Any]:
+    observe = record.observe
+    item = _NOTHING
+    finished = own = False
+    try:
+        for item in inner:
+            try:
+                observe(item)
+            except Exception:
+                log.debug("paid_hooks: could not read an OpenAI stream item", exc_info=True)
+            except BaseException:
+                own = True
+                raise
+            try:
+                yield item
+            except BaseException:
+                own = True
+                raise
     except BaseException as exc:
         if not own:
             finished = True
@@ -417,12 +518,46 @@ async def _observe_async(inner: AsyncIterator[Any], record: StreamRecord) -> Asy
     finally:
         if not finished:
             record.abandoned()
-            aclose = getattr(inner, "aclose", None)
-            if aclose is not None:
-                try:
-                    await aclose()
-                except Exception:
-                    log.debug("paid_hooks: closing an OpenAI stream failed", exc_info=True)
+            try:
+                inner.close()
+            except Exception:
+                log.debug("paid_hooks: closing an OpenAI stream failed", exc_info=True)
+
+
+async def _events_async(inner: AsyncGenerator[Any, None], record: EventStream,
+                        guard: _DropGuard) -> AsyncIterator[Any]:
+    observe = record.observe
+    item = _NOTHING
+    finished = own = False
+    try:
+        async for item in inner:
+            try:
+                observe(item)
+            except Exception:
+                log.debug("paid_hooks: could not read an OpenAI stream item", exc_info=True)
+            except BaseException:
+                own = True
+                raise
+            try:
+                yield item
+            except BaseException:
+                own = True
+                raise
+    except BaseException as exc:
+        if not own:
+            finished = True
+            record.errored(exc, item is not _NOTHING)
+        raise
+    else:
+        finished = True
+        record.ended()
+    finally:
+        if not finished:
+            record.abandoned()
+            try:
+                await inner.aclose()
+            except Exception:
+                log.debug("paid_hooks: closing an OpenAI stream failed", exc_info=True)
 
 
 def _as_generator(items: Iterator[Any]) -> Iterator[Any]:
@@ -436,139 +571,101 @@ async def _as_async_generator(items: AsyncIterator[Any]) -> AsyncIterator[Any]:
         yield item
 
 
-class _CloseHook:
-    """Set as the HTTP response's own ``close`` / ``aclose`` (an instance attribute; the
-    class is untouched): the first close of the response, by anyone, ends the record.
+# -- the stream types -----------------------------------------------------------------------
 
-    The SDK's helper streams (``chat.completions.stream()``, ``responses.stream()``) close
-    ``raw_stream.response`` directly rather than calling the stream's ``close()``, hence a
-    hook on the response itself. It holds the response weakly and calls the class's
-    ``close`` (no bound method kept), and it takes itself off the response when called
-    (later closes go straight to the original): the response keeps neither the hook nor
-    the record alive, so they are freed with the stream, not by the garbage collector.
-    """
-
-    __slots__ = ("_before", "_record", "_response")
-    _NAME = "close"
-
-    def __init__(self, response: Any, record: StreamRecord) -> None:
-        self._record = record
-        before = getattr(response, self._NAME)
-        if (type(before) is types.MethodType and before.__self__ is response
-                and before.__func__ is getattr(type(response), self._NAME, None)):
-            before = None  # the class's own method: nothing to keep
-        self._before = before
-        """Someone's own instance-level ``close`` already there (called instead), or None."""
-        self._response = weakref.ref(response)
-
-    def _unhook(self) -> Any:
-        """Put back what was there before; returns what to call as the original close."""
-        response = self._response()
-        if response is None:
-            return None
-        # (getattr / delattr rather than ``response.__dict__``: building that dict for
-        # this alone would cost an object more per stream.)
-        before = self._before
-        if getattr(response, self._NAME, None) is self:
-            if before is None:
-                delattr(response, self._NAME)
-            else:
-                setattr(response, self._NAME, before)
-        return before if before is not None else getattr(response, self._NAME)
+_is_finalizing = sys.is_finalizing
 
 
-class _SyncCloseHook(_CloseHook):
-    __slots__ = ()
+class _DropGuard:
+    """Held by the recording loop's frame (an argument of the generator, so from its
+    creation, started or not) and by nothing else: it dies with the loop, that is when
+    neither the stream nor an iterator taken from it is referenced any more, and then
+    records the stream as closed early unless it was recorded already. A loop that
+    started has its own ``finally`` for that; this covers the loop never started (a
+    stream dropped before its first item), which runs no code when it dies. Never raises;
+    not at interpreter exit."""
 
-    def __call__(self) -> None:
-        try:
-            close = self._unhook()
-            if close is not None:
-                close()
-        finally:
-            self._record.response_closed()
-
-
-class _AsyncCloseHook(_CloseHook):
-    __slots__ = ()
-    _NAME = "aclose"
-
-    async def __call__(self) -> None:
-        try:
-            aclose = self._unhook()
-            if aclose is not None:
-                await aclose()
-        finally:
-            self._record.response_closed()
-
-
-class _OnCollect:
-    """Kept in the recorded stream's ``__dict__`` (and nowhere else), it dies with the
-    stream and then records it as closed early, unless it was recorded already.
-
-    Needed for a stream dropped before its first item (the loop, never started, has no
-    ``finally`` to run). It does what ``weakref.finalize`` did (except at interpreter
-    exit) for far less: no registry entry, no weak reference, no bound method. Same idea
-    as the Anthropic plugin's guard, copied here (a shared helper would belong in
-    ``paid_hooks.plugin_kit``).
-    """
-
-    __slots__ = ("_record",)
+    __slots__ = ("record",)
 
     def __init__(self, record: StreamRecord) -> None:
-        self._record = record
+        self.record = record
 
     def __del__(self) -> None:
         try:
-            if not _is_finalizing():
-                self._record.abandoned()
+            record = self.record
+            if not record.handle.done and not _is_finalizing():
+                record.abandoned()
         except BaseException:  # never raise from a finalizer
             pass
 
 
-_is_finalizing = sys.is_finalizing
-_COLLECT_GUARD = "_paid_hooks_on_collect"
-
-
 class PaidStream(Stream):  # type: ignore[type-arg]
-    """An ``openai.Stream`` whose items pass through a :class:`StreamRecord`.
+    """An ``openai.Stream`` whose items pass through a recording loop.
 
     It adopts the SDK stream's attributes instead of running ``Stream.__init__`` (which
-    would start a second decoder on the same HTTP response); everything else is inherited.
+    would start a second decoder on the same HTTP response); everything else is inherited
+    but ``__iter__``, which hands out the recording loop itself instead of a generator
+    around it (the SDK's ``__iter__`` is ``for item in self._iterator: yield item``). So a
+    recorded stream has as many generators between the caller and the SDK's items as a
+    bare one: every generator layer costs on each item, as exceptions raised and handled
+    in the SDK's per-chunk code walk the chain of running generators. Iterating again,
+    or breaking out and going on, behaves as on the SDK's stream (one shared item
+    generator). The caller may hold only that iterator (``for chunk in create(...)``
+    drops the stream at once): what records a dropped stream lives with the loop
+    (:class:`_DropGuard`), not with the stream.
     """
 
-    def __init__(self, sdk_stream: Stream[Any], record: StreamRecord) -> None:
-        state = self.__dict__
-        state.update(sdk_stream.__dict__)
-        state["_iterator"] = _observe_sync(record.inner, record)
-        state[_COLLECT_GUARD] = _OnCollect(record)
-        response = state["response"]
-        response.close = _SyncCloseHook(response, record)
+    def __iter__(self) -> Iterator[Any]:
+        iterator: Iterator[Any] = self._iterator
+        return iterator
 
 
 class PaidAsyncStream(AsyncStream):  # type: ignore[type-arg]
-    """An ``openai.AsyncStream`` whose items pass through a :class:`StreamRecord`."""
+    """An ``openai.AsyncStream`` whose items pass through a recording loop (``__aiter__``
+    hands out the loop itself, as :class:`PaidStream`'s ``__iter__`` does)."""
 
-    def __init__(self, sdk_stream: AsyncStream[Any], record: StreamRecord) -> None:
-        state = self.__dict__
-        state.update(sdk_stream.__dict__)
-        state["_iterator"] = _observe_async(record.inner, record)
-        state[_COLLECT_GUARD] = _OnCollect(record)
-        response = state["response"]
-        response.aclose = _AsyncCloseHook(response, record)
+    def __aiter__(self) -> AsyncIterator[Any]:
+        iterator: AsyncIterator[Any] = self._iterator
+        return iterator
+
+
+_new = object.__new__
+_MethodType = types.MethodType
 
 
 def wrap_stream(stream: Any, handle: paid_hooks.CallHandle,
-                observer: Observer) -> PaidStream | PaidAsyncStream:
-    """The recorded twin of an SDK ``Stream`` / ``AsyncStream`` (raises TypeError otherwise)."""
+                record: StreamRecord) -> PaidStream | PaidAsyncStream:
+    """The recorded twin of an SDK ``Stream`` / ``AsyncStream`` (raises TypeError otherwise),
+    recording ``handle`` through ``record`` (fresh from an operation's stream factory)."""
     if isinstance(stream, Stream):
         inner = stream.__dict__.get("_iterator") or iter(stream)
         if type(inner) is not types.GeneratorType:
             inner = _as_generator(inner)
-        return PaidStream(stream, StreamRecord(handle, observer, inner))
-    if isinstance(stream, AsyncStream):
+        loop: Any = _chat_sync if type(record) is ChatChunks else _events_sync
+        wrapped: PaidStream | PaidAsyncStream = _new(PaidStream)
+        name = "close"
+        hook: Any = record.response_closed
+    elif isinstance(stream, AsyncStream):
         inner = stream.__dict__.get("_iterator") or stream.__aiter__()
         if type(inner) is not types.AsyncGeneratorType:
             inner = _as_async_generator(inner)
-        return PaidAsyncStream(stream, StreamRecord(handle, observer, inner))
-    raise TypeError(f"not an OpenAI stream: {type(stream).__qualname__}")
+        loop = _chat_async if type(record) is ChatChunks else _events_async
+        wrapped = _new(PaidAsyncStream)
+        name = "aclose"
+        hook = record.aresponse_closed
+    else:
+        raise TypeError(f"not an OpenAI stream: {type(stream).__qualname__}")
+    record.handle = handle
+    record.inner = inner
+    state = wrapped.__dict__
+    state.update(stream.__dict__)
+    state["_iterator"] = loop(inner, record, _DropGuard(record))
+    response = state["response"]
+    before = getattr(response, name)
+    if (type(before) is _MethodType and before.__self__ is response
+            and before.__func__ is getattr(type(response), name, None)):
+        before = None  # the class's own method: nothing to keep
+    record._before = before
+    record._response = response
+    setattr(response, name, hook)
+    return wrapped

@@ -73,6 +73,8 @@ def _direct_usage_classes() -> frozenset[type]:
 
 
 _DIRECT_USAGE = _direct_usage_classes()
+_NO_UNITS = paid_hooks.Usage().units
+"""The default (empty) ``units``, passed explicitly: spares ``Usage`` its default factory call."""
 
 
 def chat_usage(usage: Any) -> paid_hooks.Usage | None:
@@ -87,17 +89,21 @@ def chat_usage(usage: Any) -> paid_hooks.Usage | None:
             pass
         else:
             if type(prompt) is int and type(completion) is int:
+                # Every count is an int or None as a rule: ``_int`` only for anything else.
                 return paid_hooks.Usage(
                     input_tokens=prompt,
                     output_tokens=completion,
-                    cache_read_tokens=cached if type(cached) is int else _int(cached),
-                    cache_write_tokens=(cache_write if type(cache_write) is int
-                                        else _int(cache_write)),
-                    reasoning_tokens=reasoning if type(reasoning) is int else _int(reasoning),
-                    input_audio_tokens=(input_audio if type(input_audio) is int
-                                        else _int(input_audio)),
-                    output_audio_tokens=(output_audio if type(output_audio) is int
-                                         else _int(output_audio)),
+                    cache_read_tokens=(cached if cached is None or type(cached) is int
+                                       else _int(cached)),
+                    cache_write_tokens=(cache_write if cache_write is None
+                                        or type(cache_write) is int else _int(cache_write)),
+                    reasoning_tokens=(reasoning if reasoning is None or type(reasoning) is int
+                                      else _int(reasoning)),
+                    input_audio_tokens=(input_audio if input_audio is None
+                                        or type(input_audio) is int else _int(input_audio)),
+                    output_audio_tokens=(output_audio if output_audio is None
+                                         or type(output_audio) is int else _int(output_audio)),
+                    units=_NO_UNITS,
                 )
     prompt, completion, prompt_details, completion_details = _CHAT_USAGE(usage)
     prompt = _int(prompt)

@@ -62,7 +62,10 @@ class _Resource(ClientProxy):
 
     The recorded methods and child resources it hands out are kept (``_paid_cache``) and
     handed out again while the SDK returns the same resource / the same method of the same
-    object, so a call does not build them anew.
+    object, so a call does not build them anew. A recorded method is kept as
+    ``(function, object, recorded)``: the SDK's bound method is handed out again while
+    ``getattr`` on the SDK resource gives a method of that same function and object (a
+    function patched on the class, or set on the object, after wrapping is seen at once).
     """
 
     __slots__ = ("_paid_async", "_paid_cache", "_paid_operations", "_paid_path")
@@ -80,14 +83,9 @@ class _Resource(ClientProxy):
         operation = self._paid_operations.get(name)
         if operation is not None:
             original = getattr(wrapped, name)
-            cached = self._paid_cache.get(name)
-            if (cached is not None and type(original) is types.MethodType
-                    and cached[0].__func__ is original.__func__
-                    and cached[0].__self__ is original.__self__):
-                return cached[1]
             method = _recorded(original, operation, self._paid_async)
             if type(original) is types.MethodType:
-                self._paid_cache[name] = (original, method)
+                self._paid_cache[name] = (original.__func__, original.__self__, method)
             return method
         path = self._paid_path
         if name in HELPERS.get(path, ()):
@@ -112,21 +110,45 @@ class _Resource(ClientProxy):
         return getattr(wrapped, name)
 
 
+# The attributes on the way to a recorded method are class-level properties: found without
+# a failed lookup first (what reaching ``__getattr__`` costs), each answers from the cache
+# in its own body (one Python call per attribute, ``client.chat.completions.create`` is
+# three) and hands anything else to ``__getattr__``, which answers exactly as before.
+
+
 def _child(name: str) -> property:
-    """A class-level ``name``: found without a failed lookup first (what ``__getattr__``
-    costs), it answers exactly as ``__getattr__`` does."""
+    """A class-level child resource ``name`` (``chat``, ``completions``...)."""
 
     def get(self: _Resource) -> Any:
+        cached = self._paid_cache.get(name)
+        if cached is not None and cached[0] is getattr(self._paid_wrapped, name):
+            return cached[1]
+        return _Resource.__getattr__(self, name)
+
+    return property(get, doc=f"``{name}`` (recorded)")
+
+
+def _method(name: str) -> property:
+    """A class-level recorded method ``name`` (``create``...)."""
+
+    def get(self: _Resource) -> Any:
+        cached = self._paid_cache.get(name)
+        if cached is not None:
+            original = getattr(self._paid_wrapped, name)
+            if (type(original) is types.MethodType and original.__func__ is cached[0]
+                    and original.__self__ is cached[1]):
+                return cached[2]
         return _Resource.__getattr__(self, name)
 
     return property(get, doc=f"``{name}`` (recorded)")
 
 
 def _children(path: tuple[str, ...]) -> dict[str, property]:
-    names = set(_PATH_OPERATIONS.get(path, ()))
-    names.update(node[-1] for node in _NODES if len(node) == len(path) + 1
-                 and node[:-1] == path)
-    return {name: _child(name) for name in sorted(names)}
+    operations = _PATH_OPERATIONS.get(path, {})
+    names = {node[-1] for node in _NODES if len(node) == len(path) + 1 and node[:-1] == path}
+    getters = {name: _child(name) for name in names}
+    getters.update({name: _method(name) for name in operations})
+    return dict(sorted(getters.items()))
 
 
 _RESOURCE_CLASSES: dict[tuple[str, ...], type[_Resource]] = {}

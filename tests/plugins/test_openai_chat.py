@@ -660,8 +660,7 @@ def test_no_api_key_or_authorization_header_in_the_ledger(
 def _stream_objects() -> list[Any]:
     from paid_hooks_openai import _streams
 
-    kinds = (_streams.StreamRecord, _streams.ChatChunks, _streams._CloseHook)
-    return [o for o in gc.get_objects() if isinstance(o, kinds)]
+    return [o for o in gc.get_objects() if isinstance(o, _streams.StreamRecord)]
 
 
 def test_stream_registers_no_finalizer_and_leaves_no_cycle(
@@ -740,3 +739,229 @@ async def test_stream_async_hook_is_taken_off_and_nothing_left(
         gc.enable()
     [row] = paid_ledger.calls()
     assert_priced(row, streaming=True)
+
+
+# -- streams: chunk shapes the chat loop reads inline ------------------------------------
+
+SERVED = "gpt-4o-mini-2024-07-18"
+AZURE_FILTER = {"id": "", "object": "", "created": 0, "model": "", "choices": [],
+                "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}]}
+"""Azure's first chunk: no id, no model, no usage, empty choices."""
+AZURE_ANNOTATION = {"id": "", "object": "", "created": 0, "model": "",
+                    "choices": [{"index": 0, "finish_reason": None, "delta": {},
+                                 "content_filter_results": {"hate": {"filtered": False}}}]}
+"""Azure's asynchronous-filter annotation chunk: may come after the finish chunk."""
+
+
+def _chunk(choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {"id": "chatcmpl-inline", "object": "chat.completion.chunk", "created": 1,
+            "model": SERVED, "service_tier": "default", "choices": choices, **extra}
+
+
+def _delta(index: int, content: str | None, finish: str | None = None) -> dict[str, Any]:
+    return {"index": index, "delta": {} if content is None else {"content": content},
+            "finish_reason": finish}
+
+
+def _usage_chunk() -> dict[str, Any]:
+    return _chunk([], usage={"prompt_tokens": USAGE.input_tokens,
+                             "completion_tokens": USAGE.output_tokens,
+                             "prompt_tokens_details": {"cached_tokens": USAGE.cache_read_tokens},
+                             "completion_tokens_details": {
+                                 "reasoning_tokens": USAGE.reasoning_tokens}})
+
+
+def _chunks_route(fake_provider: Any, prefix: str, chunks: list[Any], *,
+                  asynchronous: bool = False) -> Any:
+    """A client whose chat streams send exactly ``chunks`` (``"[DONE]"`` ends one;
+    ``"error"`` sends an SSE error event)."""
+    def route(server: Any, request: Any, match: re.Match[str]) -> Any:
+        from paid_hooks.testing.fake.server import sse_event, sse_response
+
+        events = [sse_event({"error": {"message": "overloaded mid-stream"}}) if c == "error"
+                  else sse_event(c) for c in chunks]
+        return sse_response(iter(events))
+
+    fake_provider.route("POST", rf"/{prefix}/chat/completions", route)
+    base_url = f"{fake_provider.url}/{prefix}"
+    if asynchronous:
+        return PaidAsyncOpenAI(AsyncOpenAI(base_url=base_url, api_key=API_KEY, max_retries=0))
+    return PaidOpenAI(OpenAI(base_url=base_url, api_key=API_KEY, max_retries=0))
+
+
+AZURE_STREAM = [AZURE_FILTER,
+                _chunk([_delta(0, "Yes")]),
+                {k: v for k, v in _chunk([_delta(0, " indeed")]).items() if k != "service_tier"},
+                _chunk([_delta(0, None, "stop")], usage=None),
+                AZURE_ANNOTATION, _usage_chunk(), "[DONE]"]
+
+
+@pytest.mark.parametrize("asked", [False, True], ids=["injected", "asked"])
+def test_stream_azure_filter_chunks_are_shown_and_named_by_the_real_chunks(
+        fake_provider: Any, paid_ledger: LedgerView, asked: bool) -> None:
+    """Chunks without id, model or usage (Azure's content filter) pass through, also after
+    the finish chunk; the id, model and tier come from the last chunk with an id; the
+    injected usage chunk alone is hidden."""
+    client = _chunks_route(fake_provider, f"azure-{asked}", AZURE_STREAM)
+    options = {"stream_options": {"include_usage": True}} if asked else {}
+    with trace():
+        chunks = list(client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                      stream=True, **options))
+    assert [c.id for c in chunks] == ["", "chatcmpl-inline", "chatcmpl-inline",
+                                      "chatcmpl-inline", ""] + (["chatcmpl-inline"] if asked
+                                                                else [])
+    assert chunks[0].choices == [] and chunks[4].choices[0].finish_reason is None
+    [row] = paid_ledger.calls()
+    assert_priced(row, model=SERVED, streaming=True)
+    assert row["response_id"] == "chatcmpl-inline"
+
+
+async def test_stream_async_azure_filter_chunks(fake_provider: Any,
+                                                paid_ledger: LedgerView) -> None:
+    client = _chunks_route(fake_provider, "azure-async", AZURE_STREAM, asynchronous=True)
+    with trace():
+        stream = await client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                      stream=True)
+        chunks = [c async for c in stream]
+    assert len(chunks) == 5 and all(c.usage is None for c in chunks)
+    [row] = paid_ledger.calls()
+    assert_priced(row, model=SERVED, streaming=True)
+    assert row["response_id"] == "chatcmpl-inline"
+
+
+N2_STREAM = [_chunk([_delta(0, "a"), _delta(1, "b")]), _chunk([_delta(1, "c")]),
+             _chunk([_delta(1, None, "stop")]), _chunk([_delta(0, "d")]),
+             _chunk([_delta(0, None, "length")])]
+
+
+@pytest.mark.parametrize(("tail", "status", "reason"), [
+    ([_usage_chunk(), "[DONE]"], "priced", None),
+    (["[DONE]"], "usage_unknown", "not_reported"),
+    ([], "usage_unknown", "not_reported")], ids=["usage", "no-usage", "no-done"])
+def test_stream_with_two_choices(fake_provider: Any, paid_ledger: LedgerView,
+                                 tail: list[Any], status: str, reason: str | None) -> None:
+    """n=2: a finish_reason on any choice of any chunk marks the response complete."""
+    client = _chunks_route(fake_provider, f"n2-{len(tail)}", N2_STREAM + tail)
+    with trace():
+        chunks = list(client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                      stream=True, n=2))
+    assert len(chunks) == len(N2_STREAM)
+    [row] = paid_ledger.calls()
+    assert (row["cost_status"], row["cost_reason"]) == (status, reason)
+    assert row["response_id"] == "chatcmpl-inline" and row["model"] == SERVED
+    if status == "priced":
+        assert_priced(row, model=SERVED, streaming=True)
+
+
+def test_stream_cut_before_any_finish_reason(fake_provider: Any,
+                                             paid_ledger: LedgerView) -> None:
+    client = _chunks_route(fake_provider, "n2-cut", N2_STREAM[:2])
+    with trace():
+        assert len(list(client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                        stream=True))) == 2
+    [row] = paid_ledger.calls()
+    assert (row["cost_status"], row["cost_reason"]) == ("usage_unknown", "stream_closed_early")
+    assert row["response_id"] == "chatcmpl-inline"
+
+
+def test_stream_error_after_the_usage_chunk_keeps_the_usage(
+        fake_provider: Any, paid_ledger: LedgerView) -> None:
+    client = _chunks_route(fake_provider, "usage-then-error",
+                           [_chunk([_delta(0, "ok", "stop")]), _usage_chunk(), "error"])
+    received = []
+    with trace(), pytest.raises(openai.APIError, match="overloaded mid-stream"):
+        for chunk in client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                    stream=True):
+            received.append(chunk)
+    assert len(received) == 1  # the usage chunk was hidden
+    [row] = paid_ledger.calls()
+    assert_priced(row, model=SERVED, streaming=True)
+
+
+@pytest.mark.parametrize("how", ["close", "collect"])
+def test_stream_left_after_the_usage_chunk_is_priced(fake_provider: Any,
+                                                     paid_ledger: LedgerView,
+                                                     how: str) -> None:
+    client = _chunks_route(fake_provider, f"usage-then-{how}",
+                           [_chunk([_delta(0, "ok", "stop")]), _usage_chunk(),
+                            _chunk([_delta(0, "late")]), "[DONE]"])
+    with trace():
+        stream = client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                stream=True, stream_options={
+                                                    "include_usage": True})
+        assert next(stream).choices and next(stream).usage is not None
+        if how == "close":
+            stream.close()
+        else:
+            del stream
+        [row] = paid_ledger.calls()  # at once: no garbage collection needed
+    assert_priced(row, model=SERVED, streaming=True)
+
+
+async def test_stream_async_collected_unread_is_recorded_at_once(
+        aclient: PaidAsyncOpenAI, fake_provider: Any, paid_ledger: LedgerView) -> None:
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE))
+    with trace():
+        stream = await aclient.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                       stream=True)
+        del stream
+        [row] = paid_ledger.calls()
+    assert (row["cost_status"], row["cost_reason"]) == ("usage_unknown", "stream_closed_early")
+
+
+def test_wrapper_sees_a_method_patched_on_the_class_after_wrapping(
+        client: PaidOpenAI, fake_provider: Any, paid_ledger: LedgerView,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recorded method is kept between calls, but not past a change of the SDK's."""
+    from openai.resources.chat.completions import Completions
+
+    fake_provider.queue(FakeReply(usage=USAGE), FakeReply(usage=USAGE), FakeReply(usage=USAGE))
+    seen: list[str] = []
+    original = Completions.create
+
+    def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append("patched")
+        return original(self, *args, **kwargs)
+
+    with trace():
+        client.chat.completions.create(model=MODEL, messages=MESSAGES)
+        monkeypatch.setattr(Completions, "create", patched)
+        client.chat.completions.create(model=MODEL, messages=MESSAGES)
+        monkeypatch.undo()
+        client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    assert seen == ["patched"]
+    rows = paid_ledger.calls()
+    assert len(rows) == 3
+    for row in rows:
+        assert_priced(row)
+
+
+def test_stream_runs_few_plugin_functions(client: PaidOpenAI, fake_provider: Any,
+                                          paid_ledger: LedgerView) -> None:
+    """Regression guard (no timing): a chat stream read to its end runs each of these
+    plugin functions once (the loop once per item), and no other."""
+    import sys
+
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE), FakeReply(text=TEXT, usage=USAGE))
+    calls: dict[str, int] = {}
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        code = frame.f_code
+        if event == "call" and "paid_hooks_openai" in code.co_filename:
+            calls[code.co_name] = calls.get(code.co_name, 0) + 1
+
+    with trace():
+        for _ in client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True):
+            pass  # warm-up: caches filled
+        sys.setprofile(profile)
+        try:
+            chunks = list(client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                          stream=True))
+        finally:
+            sys.setprofile(None)
+    assert calls.pop("_chat_sync") == len(chunks) + 1  # once per item, and to the end
+    assert calls == {"get": 3, "method": 1, "record_sync": 1, "_prepare": 1,
+                     "prepare_request": 1, "_raw_mode": 1, "_injection_enabled": 1,
+                     "_record_result": 1, "__init__": 2, "wrap_stream": 1, "chat_usage": 1,
+                     "__iter__": 1, "response_closed": 1, "settle": 1, "__del__": 1}
+    assert len(paid_ledger.calls()) == 2
