@@ -45,16 +45,20 @@ def client_kind(client: Any) -> tuple[ModuleType, bool] | None:
     return None
 
 
-def on_request(request: Any, provider: str | None) -> None:
-    """Start recording (when the request is an AI call) and mark the request. Never raises."""
+def on_request(hook: _Hook, request: Any) -> None:
+    """Start recording (when the request is an AI call) and mark the request. Never raises.
+
+    The sync hook's ``__call__`` itself (one frame less per request)."""
     try:
-        setattr(request, MARK, begin(request, provider))
+        setattr(request, MARK, begin(request, hook.provider))
     except Exception:
         log.warning("paid_hooks_httpx: request hook failed", exc_info=True)
 
 
-def on_response(response: Any, mod: ModuleType, is_async: bool) -> None:
-    """Swap ``response.stream`` for a tee when the request is being recorded. Never raises."""
+def on_response(hook: _Hook, response: Any) -> None:
+    """Swap ``response.stream`` for a tee when the request is being recorded. Never raises.
+
+    The sync hook's ``__call__`` itself (one frame less per response)."""
     try:
         request = response.request
         # getattr/delattr, not ``request.__dict__.pop``: reading ``__dict__`` builds a dict
@@ -67,30 +71,25 @@ def on_response(response: Any, mod: ModuleType, is_async: bool) -> None:
         delattr(request, MARK)
         if not isinstance(pending, PendingCall):
             return
-        if response.is_stream_consumed:  # an earlier hook already read the body
+        if response.is_stream_consumed:  # an earlier hook or the transport read the body
             _tap_read_body(pending, response)
             return
         tap = pending.observe(response.status_code, response.headers)
         if tap is None:
             return
-        sync_tee, async_tee = tee_classes(mod)
-        response.stream = (async_tee if is_async else sync_tee)(response.stream, tap)
+        sync_tee, async_tee = tee_classes(hook.mod)
+        response.stream = (async_tee if hook.is_async else sync_tee)(response.stream, tap)
     except Exception:
         log.warning("paid_hooks_httpx: response hook failed", exc_info=True)
 
 
 def _tap_read_body(pending: PendingCall, response: Any) -> None:
     """Record from a body another hook already read (``response.content`` is decoded)."""
-    tap = pending.observe(response.status_code, response.headers, decoded=True)
-    if tap is None:
-        return
     try:
-        content = response.content
+        content: bytes | None = response.content
     except Exception:  # read by iteration, not stored: the body is gone
-        tap.close()
-        return
-    tap.feed(content)
-    tap.end()
+        content = None
+    pending.record_body(response.status_code, response.headers, content)
 
 
 class _Hook:
@@ -109,30 +108,26 @@ class _Hook:
 
 class RequestHook(_Hook):
     __slots__ = ()
-
-    def __call__(self, request: Any) -> None:
-        on_request(request, self.provider)
+    __call__ = on_request
 
 
 class ResponseHook(_Hook):
     __slots__ = ()
-
-    def __call__(self, response: Any) -> None:
-        on_response(response, self.mod, False)
+    __call__ = on_response
 
 
 class AsyncRequestHook(_Hook):
     __slots__ = ()
 
     async def __call__(self, request: Any) -> None:
-        on_request(request, self.provider)
+        on_request(self, request)
 
 
 class AsyncResponseHook(_Hook):
     __slots__ = ()
 
     async def __call__(self, response: Any) -> None:
-        on_response(response, self.mod, True)
+        on_response(self, response)
 
 
 def _ours(hooks: list[Any]) -> list[_Hook]:

@@ -25,16 +25,26 @@ from __future__ import annotations
 
 import collections
 import logging
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import context as otel_context
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 
 import paid_hooks
-from paid_hooks_httpx._decode import IDENTITY, UnsupportedEncoding, is_identity, make_decoder
-from paid_hooks_httpx._parse import make_reader
+from paid_hooks_httpx._decode import UnsupportedEncoding, is_identity, make_decoder
+from paid_hooks_httpx._parse import (
+    WHOLE_LIMIT,
+    JsonReader,
+    Result,
+    SseReader,
+    make_reader,
+    read_body,
+)
 from paid_hooks_httpx._routes import Route, classify, request_details
 
-__all__ = ["CAPTURED_BY", "BodyTap", "PendingCall", "begin", "drain_orphans", "orphaned",
+__all__ = ["CAPTURED_BY", "BodyTap", "PendingCall", "begin", "drain_orphans", "orphaned", "record",
            "suppressed"]
 
 log = logging.getLogger("paid_hooks_httpx")
@@ -50,12 +60,27 @@ constants themselves must be used (``get_value("suppress_instrumentation")`` nev
 matches)."""
 
 
+def _otel_context_getter() -> Callable[[], Any]:
+    """OpenTelemetry's ``get_current``, as its context variable's own ``get`` when the
+    runtime context is the usual context-variable one (decided once, at import, as the
+    core's ``start_call`` does): the same answer, two Python calls fewer per request."""
+    runtime_context = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    if type(runtime_context) is ContextVarsRuntimeContext:
+        variable = getattr(runtime_context, "_current_context", None)
+        if isinstance(variable, ContextVar):
+            return variable.get
+    return otel_context.get_current
+
+
+_otel_current = _otel_context_getter()
+
+
 def suppressed() -> bool:
     """True while another layer records the call, or OpenTelemetry is suppressed."""
     if paid_hooks.call_in_flight() is not None:
         return True
     try:
-        current = otel_context.get_current()
+        current = _otel_current()
         for key in _SUPPRESS_KEYS:  # noqa: SIM110 (a generator costs more than the loop)
             if current.get(key):
                 return True
@@ -84,28 +109,36 @@ def drain_orphans() -> None:
 
 
 class BodyTap:
-    """Receives the raw (content-encoded) body chunks of one response; records once."""
+    """Receives the raw (content-encoded) body chunks of one response; records once.
 
-    __slots__ = ("_decoder", "_done", "_handle", "_identity", "_reader", "_reason", "_route",
-                 "_status")
+    The decoded body is kept whole while it is at most ``WHOLE_LIMIT`` bytes and read in
+    one go when the call is recorded (:func:`~paid_hooks_httpx._parse.read_body`): a chunk
+    then costs a list append, wherever the network cut it. A larger body is handed to an
+    incremental reader, which keeps only what it needs, from then on.
+    """
 
-    def __init__(self, handle: paid_hooks.CallHandle, route: Route, status: int,
+    __slots__ = ("_api", "_content_type", "_decoder", "_done", "_handle", "_parts", "_reader",
+                 "_reason", "_size", "_status")
+
+    def __init__(self, handle: paid_hooks.CallHandle, api: str, status: int,
                  content_type: str | None, content_encoding: str | None) -> None:
         self._handle = handle
-        self._route = route
+        self._api = api
         self._status = status
+        self._content_type = content_type
         self._done = False
         self._reason: str | None = None
-        self._reader = make_reader(route.api, content_type)
-        self._decoder: Any = IDENTITY
-        self._identity = True
-        if content_encoding:  # the usual body is not encoded: no decoder built for it
+        """Why the body cannot be read (then no more of it is): an undecodable encoding."""
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._reader: JsonReader | SseReader | None = None
+        self._decoder: Any = None  # None: the body is not encoded (the usual)
+        if content_encoding:
             try:
-                self._decoder = make_decoder(content_encoding)
+                decoder = make_decoder(content_encoding)
+                self._decoder = None if is_identity(decoder) else decoder
             except UnsupportedEncoding as exc:
-                self._decoder = None
                 self._reason = f"content_encoding_{exc.args[0] if exc.args else 'unknown'}"
-            self._identity = is_identity(self._decoder)
 
     @property
     def done(self) -> bool:
@@ -113,33 +146,44 @@ class BodyTap:
 
     def feed(self, chunk: bytes) -> None:
         """One raw chunk the caller is about to receive. Never raises."""
-        if self._done or self._decoder is None:
+        if self._done or self._reason is not None:
             return
         try:
-            if self._identity:
-                if chunk:
-                    self._reader.feed(chunk)
-                return
-            for piece in self._decoder.decode(chunk):
-                self._reader.feed(piece)
+            if self._decoder is None:
+                self._keep(chunk)
+            else:
+                for piece in self._decoder.decode(chunk):
+                    self._keep(piece)
         except Exception:
             log.debug("paid_hooks_httpx: could not decode a response chunk", exc_info=True)
-            self._decoder = None
             self._reason = "undecodable_response"
+
+    def _keep(self, piece: bytes) -> None:
+        """Keep a decoded piece; past ``WHOLE_LIMIT`` hand the body to a reader."""
+        reader = self._reader
+        if reader is None:
+            self._parts.append(piece)
+            self._size += len(piece)
+            if self._size <= WHOLE_LIMIT:
+                return
+            reader = self._reader = make_reader(self._api, self._content_type)
+            piece = b"".join(self._parts)
+            self._parts = []
+        reader.feed(piece)
 
     def end(self) -> None:
         """The body was read to its end: record now."""
         if self._done:
             return
-        try:
-            if self._decoder is not None and not self._identity:
+        if self._decoder is not None and self._reason is None:
+            try:
                 for piece in self._decoder.flush():
-                    self._reader.feed(piece)
-            self._reader.eof()
-        except Exception:
-            log.debug("paid_hooks_httpx: could not finish reading a response", exc_info=True)
-            self._reason = self._reason or "undecodable_response"
-        self._record()
+                    self._keep(piece)
+            except Exception:
+                log.debug("paid_hooks_httpx: could not finish reading a response",
+                          exc_info=True)
+                self._reason = "undecodable_response"
+        self._record(eof=True)
 
     def close(self) -> None:
         """The response was closed (perhaps before its end). Records if nothing did yet."""
@@ -152,32 +196,51 @@ class BodyTap:
             self._reason = self._reason or "stream_error"
             self._record(read_error=True)
 
-    def _record(self, *, read_error: bool = False) -> None:
+    def _result(self, eof: bool) -> Result:
+        """What the body read so far tells (``eof``: it was read to its end)."""
+        reader = self._reader
+        if reader is None:
+            parts, self._parts = self._parts, []
+            return read_body(self._api, self._content_type, b"".join(parts), eof=eof)
+        if eof:
+            reader.eof()
+        return reader.result
+
+    def _record(self, *, eof: bool = False, read_error: bool = False) -> None:
         self._done = True
-        handle = self._handle
         try:
-            result = self._reader.result
-            model, rid = result.response_model, result.response_id
-            if self._status >= 400:
-                handle.fail(f"http_{self._status}", usage=result.usage if result.complete
-                            else None, response_model=model, response_id=rid)
-            elif result.complete:
-                handle.finish(result.usage, response_model=model, response_id=rid,
-                              service_tier=result.service_tier)
-            elif self._reason is not None:
-                handle.usage_unknown(self._reason, response_model=model, response_id=rid)
-            elif read_error:
-                handle.usage_unknown("stream_error", response_model=model, response_id=rid)
-            elif result.error is not None:
-                handle.usage_unknown(result.error, response_model=model, response_id=rid)
-            elif result.ended:  # the provider's end marker arrived, without usage
-                handle.usage_unknown("not_reported", response_model=model, response_id=rid)
-            else:
-                handle.usage_unknown("stream_closed_early", response_model=model,
-                                     response_id=rid)
+            result = self._result(eof)
         except Exception:
-            log.warning("paid_hooks_httpx: could not record an AI call", exc_info=True)
-            handle.usage_unknown("unreadable_response")
+            log.warning("paid_hooks_httpx: could not read a response", exc_info=True)
+            result = Result(error="unreadable_response")
+        record(self._handle, self._status, result, self._reason, read_error=read_error)
+
+
+def record(handle: paid_hooks.CallHandle, status: int, result: Result,
+           reason: str | None = None, *, read_error: bool = False) -> None:
+    """Record the call from what its body told (see the module docstring). ``reason``:
+    why the body could not be read; ``read_error``: reading it failed. Never raises."""
+    try:
+        model, rid = result.response_model, result.response_id
+        if status >= 400:
+            handle.fail(f"http_{status}", usage=result.usage if result.complete
+                        else None, response_model=model, response_id=rid)
+        elif result.complete:
+            handle.finish(result.usage, response_model=model, response_id=rid,
+                          service_tier=result.service_tier)
+        elif reason is not None:
+            handle.usage_unknown(reason, response_model=model, response_id=rid)
+        elif read_error:
+            handle.usage_unknown("stream_error", response_model=model, response_id=rid)
+        elif result.error is not None:
+            handle.usage_unknown(result.error, response_model=model, response_id=rid)
+        elif result.ended:  # the provider's end marker arrived, without usage
+            handle.usage_unknown("not_reported", response_model=model, response_id=rid)
+        else:
+            handle.usage_unknown("stream_closed_early", response_model=model, response_id=rid)
+    except Exception:
+        log.warning("paid_hooks_httpx: could not record an AI call", exc_info=True)
+        handle.usage_unknown("unreadable_response")
 
 
 class PendingCall:
@@ -197,12 +260,26 @@ class PendingCall:
         try:
             if 300 <= status < 400 and "location" in headers:
                 return None  # the redirected request is recorded on its own
-            return BodyTap(self.handle, self.route, status, headers.get("content-type"),
+            return BodyTap(self.handle, self.route.api, status, headers.get("content-type"),
                            None if decoded else headers.get("content-encoding"))
         except Exception:
             log.warning("paid_hooks_httpx: could not read a response", exc_info=True)
             self.handle.usage_unknown("unreadable_response")
             return None
+
+    def record_body(self, status: int, headers: Any, body: bytes | None) -> None:
+        """The whole body, already decoded, is at hand (``None``: it is gone, read by
+        someone else): record now, with no tap. Never raises."""
+        try:
+            if 300 <= status < 400 and "location" in headers:
+                return  # the redirected request is recorded on its own
+            result = Result() if body is None else read_body(
+                self.route.api, headers.get("content-type"), body, eof=True)
+        except Exception:
+            log.warning("paid_hooks_httpx: could not read a response", exc_info=True)
+            self.handle.usage_unknown("unreadable_response")
+            return
+        record(self.handle, status, result)
 
     def transport_error(self, exc: BaseException) -> None:
         """No response at all (connect error, timeout before headers): nothing billed."""
@@ -215,7 +292,8 @@ def begin(request: Any, provider: str | None) -> PendingCall | None:
         drain_orphans()
     try:
         url = request.url
-        route = classify(request.method, url.host, url.path, provider)
+        host = url.host
+        route = classify(request.method, host, url.path, provider)
         if route is None or suppressed():
             return None
         try:
@@ -229,7 +307,7 @@ def begin(request: Any, provider: str | None) -> PendingCall | None:
             request_model=model,
             captured_by=CAPTURED_BY,
             streaming=streaming,
-            server_address=url.host or None,
+            server_address=host or None,
         )
         if not handle.recording:
             return None

@@ -740,3 +740,26 @@ def test_no_api_key_or_authorization_reaches_the_ledger(paid_ledger, fake_provid
     assert len(paid_ledger.calls()) == 4
     for secret in (OPENAI_KEY, ANTHROPIC_KEY, "Bearer", "SECRET", "x-api-key"):
         assert secret not in dump
+
+
+@pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip"])
+def test_streams_over_the_whole_limit_are_read_incrementally(paid_ledger, fake_provider,
+                                                             monkeypatch, gzip):
+    # past WHOLE_LIMIT (1 MiB; 100 bytes here) the body is read as it arrives, not at its end
+    from paid_hooks_httpx import _recorder
+
+    monkeypatch.setattr(_recorder, "WHOLE_LIMIT", 100)
+    client = openai_client(fake_provider, httpx)
+    claude = anthropic_client(fake_provider)
+    fake_provider.queue(FakeReply(usage=USAGE, gzip=gzip), FakeReply(usage=CLAUDE_USAGE,
+                                                                     gzip=gzip))
+    with paid_hooks.paid_tracing("acme", external_agent_id="support"):
+        chunks = list(client.chat.completions.create(
+            model=GPT, messages=MESSAGES, stream=True, stream_options={"include_usage": True}))
+        with claude.messages.stream(model=CLAUDE, max_tokens=512, messages=MESSAGES) as stream:
+            final = stream.get_final_message()
+    openai_row, claude_row = paid_ledger.calls()
+    assert_openai_row(openai_row, USAGE, streaming=True)
+    assert openai_row["response_id"] == chunks[0].id
+    assert_anthropic_row(claude_row, CLAUDE_USAGE, streaming=True)
+    assert claude_row["response_id"] == final.id

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import gzip
 import json
@@ -795,3 +796,205 @@ def test_the_hook_leaves_no_cyclic_garbage_of_its_own(paid_ledger):
         garbage(bare, 3), garbage(hooked, 3)
         assert garbage(hooked) == garbage(bare)
     assert len(paid_ledger.calls()) == 23
+
+
+# -- whole bodies read at once (read_body) agree with the incremental reader ---------------
+
+
+def _incremental(api: str, body: bytes) -> Any:
+    reader = SseReader(api)
+    reader.feed(body)
+    reader.eof()
+    return reader.result
+
+
+def _chat_stream(*chunks: Any, done: bool = True, separators: tuple[str, str] = (",", ":"),
+                 ) -> bytes:
+    events = [b"data: " + (c if isinstance(c, bytes) else json.dumps(
+        c, separators=separators).encode()) + b"\n\n" for c in chunks]
+    return b"".join(events) + (b"data: [DONE]\n\n" if done else b"")
+
+
+_FULL = {"prompt_tokens": 11, "completion_tokens": 22,
+         "prompt_tokens_details": {"cached_tokens": 3, "audio_tokens": 0},
+         "completion_tokens_details": {"reasoning_tokens": 4, "audio_tokens": 0}}
+_USAGE_CHUNK = {"id": "c1", "model": "gpt-4o-mini", "service_tier": "default",
+                "choices": [], "usage": _FULL}
+
+
+def _chat_bodies() -> dict[str, bytes]:
+    first = _content_chunk("") | {"service_tier": "default"}
+    middle = [_content_chunk(f"w{i} ") | {"service_tier": "default"} for i in range(5)]
+    finish = _content_chunk("", "stop") | {"service_tier": "default"}
+    bare_usage = {"id": "c1", "choices": [], "usage": _FULL}  # no model, no tier
+    return {
+        "usual": _chat_stream(first, *middle, finish, _USAGE_CHUNK),
+        "spaced": _chat_stream(first, *middle, finish, _USAGE_CHUNK, separators=(", ", ": ")),
+        "one chunk": _chat_stream(_USAGE_CHUNK),
+        "usage chunk without model and tier": _chat_stream(first, *middle, finish, bare_usage),
+        "... and a model in between": _chat_stream(
+            first, _content_chunk("x", model="gpt-4o"), finish, bare_usage),
+        "... and an escape in between": _chat_stream(first, _content_chunk("\u00e9"), bare_usage),
+        "error event in between": _chat_stream(first, {"error": {"message": "x"}}, _USAGE_CHUNK),
+        "error event first": _chat_stream({"error": {"message": "x"}}, first, _USAGE_CHUNK),
+        "malformed first chunk": _chat_stream(b'{"id": "c0", "choices": [', first, _USAGE_CHUNK),
+        "first chunk without id": _chat_stream({"choices": []}, first, _USAGE_CHUNK),
+        "usage without counts": _chat_stream(first, _USAGE_CHUNK | {"usage": {"x": 1}}),
+        "groq usage": _chat_stream(first, {"id": "c1", "model": "m", "choices": [],
+                                           "x_groq": {"usage": _usage(5, 6)}}),
+        "odd counts": _chat_stream(first, _USAGE_CHUNK | {"usage": _usage(5, 6) | {
+            "completion_tokens_details": {"reasoning_tokens": 2.0}}}),
+        "no usage": _chat_stream(first, *middle, finish),
+        "no [DONE]": _chat_stream(first, finish, _USAGE_CHUNK, done=False),
+        "CRLF": _chat_stream(first, _USAGE_CHUNK).replace(b"\n", b"\r\n"),
+        "CR inside the usage chunk": _chat_stream(first, b'{"id": "c1",\r "choices": []}',
+                                                  _USAGE_CHUNK),
+        "two-line usage event": _chat_stream(first).replace(b"[DONE]", b"")[:-2] + b"\n"
+        + _chat_stream(_USAGE_CHUNK),
+        "comment first": b": keep-alive\n\n" + _chat_stream(first, _USAGE_CHUNK),
+        "cut mid-event": _chat_stream(first, _USAGE_CHUNK, done=False)[:-20],
+    }
+
+
+@pytest.mark.parametrize("name", list(_chat_bodies()))
+def test_whole_chat_body_reads_as_every_chunk_does(name):
+    from paid_hooks_httpx._parse import read_body
+
+    body = _chat_bodies()[name]
+    expected = _incremental("openai.chat", body)
+    result = read_body("openai.chat", "text/event-stream", body, eof=True)
+    if expected.complete:  # recorded as finished: an error event before the usage is moot
+        result = dataclasses.replace(result, error=expected.error)
+    assert result == expected
+
+
+def test_whole_chat_body_reads_two_chunks_only(monkeypatch):
+    # the usual stream: its first chunk (the id) and its usage chunk are all that is decoded
+    from paid_hooks_httpx import _parse
+
+    parsed: list[str] = []
+    real = _parse.loads_text
+
+    def counting(text: str) -> Any:
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(_parse, "loads_text", counting)
+    result = _parse.read_body("openai.chat", "text/event-stream", _chat_bodies()["usual"],
+                              eof=True)
+    assert len(parsed) == 2
+    assert (result.usage.input_tokens, result.usage.output_tokens,
+            result.usage.cache_read_tokens, result.usage.reasoning_tokens) == (11, 22, 3, 4)
+    assert (result.response_id, result.response_model, result.service_tier) == (
+        "c1", "gpt-4o-mini", "default")
+    assert result.complete and result.ended
+
+
+def _anthropic_stream(*events: tuple[str | None, Any]) -> bytes:
+    return b"".join(sse_event(data, name) for name, data in events)
+
+
+_START = ("message_start", {"type": "message_start", "message": {
+    "id": "msg_1", "model": "claude-x", "usage": {
+        "input_tokens": 10, "output_tokens": 1, "cache_read_input_tokens": 5,
+        "cache_creation_input_tokens": 2, "service_tier": "standard",
+        "cache_creation": {"ephemeral_5m_input_tokens": 2, "ephemeral_1h_input_tokens": 0}}}})
+_DELTA = ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                  "delta": {"type": "text_delta", "text": "hi"}})
+_END = [("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                           "usage": {"output_tokens": 30}}),
+        ("message_stop", {"type": "message_stop"})]
+
+
+def _anthropic_bodies() -> dict[str, bytes]:
+    block = [("content_block_start", {"type": "content_block_start", "index": 0}),
+             ("ping", {"type": "ping"}), _DELTA, _DELTA,
+             ("content_block_stop", {"type": "content_block_stop", "index": 0})]
+    usual = _anthropic_stream(_START, *block, *_END)
+    return {
+        "usual": usual,
+        "thinking and web search": _anthropic_stream(_START, *block, ("message_delta", {
+            "type": "message_delta", "usage": {"output_tokens": 30, "output_tokens_details": {
+                "thinking_tokens": 7}, "server_tool_use": {"web_search_requests": 2}}}),
+            _END[1]),
+        "error event": _anthropic_stream(_START, _DELTA, ("error", {"type": "error"})),
+        "data-only event": _anthropic_stream(_START, _DELTA, (None, _END[0][1]), _END[1]),
+        "second event line": usual.replace(b"event: ping\n",
+                                           b"event: ping\nevent: message_delta\n"),
+        "typed otherwise": _anthropic_stream(_START, ("ping", _END[0][1]), _END[1]),
+        "unknown name": _anthropic_stream(_START, ("content_block_x", _DELTA[1]), *_END),
+        "no stop": _anthropic_stream(_START, *block, _END[0]),
+        "CRLF": usual.replace(b"\n", b"\r\n"),
+        "cut mid-event": usual[:-10],
+        "malformed delta": usual.replace(b'"output_tokens": 30}', b'"output_tokens": 30'),
+    }
+
+
+@pytest.mark.parametrize("name", list(_anthropic_bodies()))
+def test_whole_anthropic_body_reads_as_every_event_does(name):
+    from paid_hooks_httpx._parse import read_body
+
+    body = _anthropic_bodies()[name]
+    expected = _incremental("anthropic.messages", body)
+    assert read_body("anthropic.messages", "text/event-stream", body, eof=True) == expected
+
+
+def test_whole_anthropic_body_passes_over_the_deltas_unread(monkeypatch):
+    from paid_hooks_httpx import _parse
+
+    parsed: list[str] = []
+    real = _parse.loads_text
+
+    def counting(text: str) -> Any:
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(_parse, "loads_text", counting)
+    result = _parse.read_body("anthropic.messages", "text/event-stream",
+                              _anthropic_bodies()["usual"], eof=True)
+    assert len(parsed) == 3  # message_start, message_delta, message_stop
+    assert (result.usage.input_tokens, result.usage.output_tokens,
+            result.usage.cache_read_tokens, result.usage.cache_write_tokens) == (17, 30, 5, 2)
+    assert (result.response_id, result.response_model, result.service_tier) == (
+        "msg_1", "claude-x", "standard")
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), which=st.sampled_from(["usual", "spaced", "CRLF", "no [DONE]"]))
+def test_a_body_over_the_whole_limit_is_read_incrementally(data, which, monkeypatch_module):
+    # past WHOLE_LIMIT the tap hands the body to the incremental reader, wherever the cut
+    from paid_hooks_httpx import _recorder
+
+    body = _chat_bodies()[which]
+    limit = data.draw(st.integers(0, len(body)))
+    monkeypatch_module.setattr(_recorder, "WHOLE_LIMIT", limit)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(body)), max_size=8)))
+    handle = _Handle()
+    tap = _recorder.BodyTap(handle, "openai.chat", 200, "text/event-stream", None)  # type: ignore[arg-type]
+    for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True):
+        tap.feed(body[a:b])
+    tap.end()
+    expected = _incremental("openai.chat", body)
+    assert handle.calls == [("finish", expected.usage, expected.response_model)] if \
+        expected.complete else handle.calls[0][0] == "usage_unknown"
+    assert (tap._reader is None) == (len(body) <= limit)
+
+
+class _Handle:
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+
+    def finish(self, usage: Any, **kw: Any) -> None:
+        self.calls.append(("finish", usage, kw["response_model"]))
+
+    def usage_unknown(self, reason: str, **kw: Any) -> None:
+        self.calls.append(("usage_unknown", reason))
+
+    def fail(self, *a: Any, **kw: Any) -> None:
+        self.calls.append(("fail",))
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
