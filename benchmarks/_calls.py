@@ -9,6 +9,7 @@ It sets the contender up, then for each workload (``sync``, ``stream``, ``async`
 network), and prints one JSON object: per workload, the median / p99 wall time and caller
 thread CPU time per call, the CPU the other threads spent per call (the paid-hooks
 pipeline worker, span processors), and how long draining the background work took.
+With ``--idle-ms N`` every timed call of both arms follows an N ms sleep (:class:`IdleGap`).
 
 Contenders: ``bare`` (the SDK alone), ``wrapper`` (``PaidOpenAI`` / ``PaidAnthropic``),
 ``auto`` (``paid_hooks.instrument(provider)``), ``httpx`` (the httpx hook on the SDK's
@@ -309,13 +310,30 @@ class Pair:
         self.bare, self.contender, self.on, self.off = bare, contender, on, off
 
 
+class IdleGap:
+    """Sleeps ``ms`` milliseconds: run (untimed) before every timed call of both arms, it
+    makes each call start the way one does after the thread waited on the network: the
+    core idle or busy elsewhere meanwhile, its caches and clock no longer warm for this
+    code. (Touching memory between calls instead, to evict the caches, changed nothing
+    measurable here; an idle gap of a few ms made both arms slower.)"""
+
+    def __init__(self, ms: float) -> None:
+        self._seconds = ms / 1000
+
+    def __call__(self) -> None:
+        time.sleep(self._seconds)
+
+
 def measure_paired(pair: Pair, warmup: int, pairs: int, settle: Callable[[], Any],
-                   asynchronous: bool) -> tuple[list[int], list[int], list[int], list[int]]:
+                   asynchronous: bool, before: Callable[[], None] = _nothing,
+                   ) -> tuple[list[int], list[int], list[int], list[int]]:
     """Wall and caller-CPU ns per call: (bare wall, bare cpu, contender wall, contender cpu).
 
     The arms alternate call by call (bare first in even pairs, the contender first in odd
     ones), so whatever drifts over the run, and whatever makes one process faster than
     another, hits both arms alike; pair ``i`` is the ``i``-th call of each arm.
+    ``before`` runs, untimed, before every timed call of either arm (a
+    :class:`IdleGap`, or nothing).
     """
     perf, thread_time = time.perf_counter_ns, time.thread_time_ns
     bare_wall: list[int] = []
@@ -326,6 +344,7 @@ def measure_paired(pair: Pair, warmup: int, pairs: int, settle: Callable[[], Any
 
     if not asynchronous:
         def timed_bare() -> None:
+            before()
             t0, c0 = perf(), thread_time()
             bare()
             c1, t1 = thread_time(), perf()
@@ -334,6 +353,7 @@ def measure_paired(pair: Pair, warmup: int, pairs: int, settle: Callable[[], Any
 
         def timed_contender() -> None:
             on()
+            before()
             t0, c0 = perf(), thread_time()
             contender()
             c1, t1 = thread_time(), perf()
@@ -358,6 +378,7 @@ def measure_paired(pair: Pair, warmup: int, pairs: int, settle: Callable[[], Any
 
     async def main() -> None:
         async def timed_bare() -> None:
+            before()
             t0, c0 = perf(), thread_time()
             await bare()
             c1, t1 = thread_time(), perf()
@@ -366,6 +387,7 @@ def measure_paired(pair: Pair, warmup: int, pairs: int, settle: Callable[[], Any
 
         async def timed_contender() -> None:
             on()
+            before()
             t0, c0 = perf(), thread_time()
             await contender()
             c1, t1 = thread_time(), perf()
@@ -446,8 +468,9 @@ def _peer_instrumentor(provider_name: str, contender: str) -> Any:
 
 
 def run(provider_name: str, contender: str, warmup: int, calls: int,
-        workloads: Sequence[str]) -> dict[str, Any]:
-    """One process: every workload, bare and ``contender`` alternated call by call."""
+        workloads: Sequence[str], idle_ms: float = 0) -> dict[str, Any]:
+    """One process: every workload, bare and ``contender`` alternated call by call
+    (``idle_ms``: a sleep before every timed call, see :class:`IdleGap`)."""
     tmp = scratch_dir()
     watch = PricingWatch()
     tracer_provider: Any = None
@@ -493,7 +516,7 @@ def run(provider_name: str, contender: str, warmup: int, calls: int,
         scope = paid_hooks.paid_tracing("bench-customer", external_agent_id="bench-agent")
         scope.__enter__()
     out: dict[str, Any] = {"provider": provider_name, "contender": contender,
-                           "pid": os.getpid(), "workloads": {}}
+                           "pid": os.getpid(), "idle_ms": idle_ms, "workloads": {}}
     background = Background()
 
     def drain() -> float:
@@ -515,7 +538,8 @@ def run(provider_name: str, contender: str, warmup: int, calls: int,
     for workload in workloads:
         pair = Pair(bare_functions[workload], functions[workload],
                     *((switch.on, switch.off) if switch else ()))
-        timings = measure_paired(pair, warmup, calls, settle, workload == "async")
+        timings = measure_paired(pair, warmup, calls, settle, workload == "async",
+                                 IdleGap(idle_ms) if idle_ms else _nothing)
         drain_ms = drain()
         stats = paired_stats(*timings)
         stats.update(background.per_call(calls))
@@ -559,9 +583,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--idle-ms", type=float, default=0,
+                        help="sleep before every timed call (a thread back from a network wait)")
     args = parser.parse_args(argv)
     result = run(args.provider, args.contender, args.warmup, args.calls,
-                 args.workloads.split(","))
+                 args.workloads.split(","), args.idle_ms)
     sys.stdout.write(json.dumps(result) + "\n")
 
 

@@ -128,6 +128,31 @@ def calls_section(runs: int, calls: int, warmup: int) -> dict[str, Any]:
     return results
 
 
+IDLE_GAP_MS = 3
+"""The sleep before every call in the ``idle`` section."""
+
+
+def idle_section(runs: int, calls: int, warmup: int) -> dict[str, Any]:
+    """OpenAI sync calls, each after an idle gap (:data:`IDLE_GAP_MS` of sleep before every
+    timed call of both arms), as calls come in an application whose thread waits on the
+    network between them: the same code, run on a core whose caches and clock are no
+    longer warm for it. Explanatory: not one of the target's workloads."""
+    contenders = ["bare", "wrapper", "auto", "httpx"]
+    contenders += [peer for peer, packages in PEER_PACKAGES.items()
+                   if _installed(packages["openai"])]
+    per_run: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
+    for run in range(runs):
+        order = contenders[run % len(contenders):] + contenders[:run % len(contenders)]
+        for contender in order:
+            _log(f"idle: openai {contender} run {run + 1}/{runs}")
+            per_run[contender].append(_child(
+                "_calls.py", "--provider", "openai", "--contender", contender,
+                "--calls", str(calls), "--warmup", str(warmup), "--workloads", "sync",
+                "--idle-ms", str(IDLE_GAP_MS)))
+    return {f"openai, {IDLE_GAP_MS} ms idle before each call":
+            {"runs": per_run, "not_measured": []}}
+
+
 def instructions_section(calls: int, warmup: int) -> dict[str, Any]:
     """Instructions per call under callgrind (two valgrind processes at a time)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -287,7 +312,9 @@ def _us(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"
 
 
-def calls_table(rows: list[dict[str, Any]]) -> str:
+def calls_table(rows: list[dict[str, Any]], verdicts: bool = True) -> str:
+    """The paired wall-clock table; ``verdicts=False`` (an explanatory measurement, not
+    one of the issue's workloads) puts "(explanatory)" in the last column."""
     lines = [
         "| SDK | workload | contender | bare median µs | median µs | overhead µs (median) | "
         "overhead over runs µs | bare p99 µs | p99 µs | p99 overhead µs | "
@@ -297,6 +324,8 @@ def calls_table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         if r["contender"] == "bare":
             verdict = "(A/A control)"
+        elif not verdicts:
+            verdict = "(explanatory)"
         elif r["contender"] in ("openinference", "openllmetry", "langfuse"):
             verdict = "(peer)"
         else:
@@ -387,8 +416,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few runs, few calls (smoke)")
     parser.add_argument("--runs", type=int, help="runs per contender (default 5; quick 2)")
     parser.add_argument("--calls", type=int, help="timed calls per run (default 2000)")
-    parser.add_argument("--sections", default="calls,instructions,frameworks,ingest,reports,"
-                        "memory,import,pricing", help="comma-separated subset")
+    parser.add_argument("--sections", default="calls,idle,instructions,frameworks,ingest,"
+                        "reports,memory,import,pricing", help="comma-separated subset")
     parser.add_argument("--out", default=str(HERE / "results.json"),
                         help="where to write the raw results (JSON)")
     args = parser.parse_args(argv)
@@ -405,6 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                       else sys.argv[1:])])}
     if "calls" in sections:
         results["calls"] = calls_section(runs, calls, warmup)
+    if "idle" in sections:
+        results["idle"] = idle_section(runs, calls, warmup)
     if "instructions" in sections:
         results["instructions"] = instructions_section(50 if quick else 200,
                                                        20 if quick else 100)
@@ -462,8 +493,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     call_rows = overhead_rows(results["calls"]) if "calls" in results else []
     framework_rows = overhead_rows(results["frameworks"]) if "frameworks" in results else []
-    results["summary"] = {"calls": call_rows, "frameworks": framework_rows,
-                          "problems": _check_summary(call_rows + framework_rows)
+    idle_rows = overhead_rows(results["idle"]) if "idle" in results else []
+    results["summary"] = {"calls": call_rows, "frameworks": framework_rows, "idle": idle_rows,
+                          "problems": _check_summary(call_rows + framework_rows + idle_rows)
                           + _ingest_problems(results.get("ingest", []))}
     Path(args.out).write_text(json.dumps(results, indent=1, default=str))
     m = results["machine"]
@@ -474,6 +506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{results['elapsed_s'] / 60:.1f} min\n")
     if call_rows:
         print(calls_table(call_rows) + "\n")
+    if idle_rows:
+        print(calls_table(idle_rows, verdicts=False) + "\n")
     if "instructions" in results:
         print(instructions_table(results["instructions"]) + "\n")
     if framework_rows:
