@@ -27,13 +27,14 @@ from paid_hooks.model import (
     Usage,
 )
 from paid_hooks.pricing import load_price_overrides
-from paid_hooks.recorder import CallHandle, call_in_flight, start_call
+from paid_hooks.recorder import CallHandle, CallReading, call_in_flight, start_call
 from paid_hooks.signals import signal
 from paid_hooks.tracing import paid_tracing
 
 __all__ = [
     "AICall",
     "CallHandle",
+    "CallReading",
     "CallStatus",
     "CostStatus",
     "CostTracingError",

@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -170,7 +170,13 @@ class Hooks:
     observe_signal: Callable[[SignalRecord], None] | None
 
 
-_CallItem = tuple[AICall, "TraceScope | None", otel_context.Context]
+class _Unread(Protocol):
+    """A call ended with ``CallHandle.finish_later``: its record is made on this thread."""
+
+    def resolve(self) -> AICall: ...
+
+
+_CallItem = tuple["AICall | _Unread", "TraceScope | None", otel_context.Context]
 """A queued call: the call, its scope, the OpenTelemetry context it ran in (a plain tuple:
 the cheapest object the caller can build)."""
 _SignalItem = list[Any]
@@ -212,7 +218,7 @@ class Pipeline:
 
     # -- caller side (hot path) ---------------------------------------------------------
 
-    def submit_call(self, call: AICall, scope: TraceScope | None,
+    def submit_call(self, call: AICall | _Unread, scope: TraceScope | None,
                     parent: otel_context.Context) -> None:
         if self._thread is None:
             self._start()
@@ -459,7 +465,10 @@ class Pipeline:
 
     def _process_call(self, item: _CallItem, direct: bool = False) -> PricedCall | None:
         """Price one call and record it: as a span, or (``direct``) as a returned record."""
-        call, scope, parent = item
+        queued, scope, parent = item
+        # (a call ended by CallHandle.finish_later is read here first)
+        call = (queued if type(queued) is AICall
+                else cast(_Unread, queued).resolve())
         status, price, reason = self._cost(call)
         if direct:
             if scope is not None:  # the common case, spelled out (positional: cheaper)

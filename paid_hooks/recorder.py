@@ -1,10 +1,11 @@
 """The recorder: the one door through which every plugin reports an AI call.
 
 A plugin calls :func:`start_call` when a model call begins and then exactly one of
-:meth:`CallHandle.finish`, :meth:`CallHandle.fail` or :meth:`CallHandle.usage_unknown`
-when it ends (a later call of any of them is ignored). Only an immutable record is
-built and queued on the caller's thread; pricing and span creation happen on the
-pipeline worker. Nothing here raises into the caller.
+:meth:`CallHandle.finish`, :meth:`CallHandle.finish_later`, :meth:`CallHandle.fail` or
+:meth:`CallHandle.usage_unknown` when it ends (a later call of any of them is ignored).
+Only an immutable record is built and queued on the caller's thread; pricing and span
+creation happen on the pipeline worker (and, with ``finish_later``, the plugin's reading
+of the response too). Nothing here raises into the caller.
 
 Exactly once: a layer that records a call runs the provider SDK inside
 ``with handle.exclusive():``. While that block runs, every lower layer's
@@ -24,9 +25,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from contextvars import ContextVar, Token
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry import context as otel_context
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
@@ -35,7 +37,7 @@ from paid_hooks import _runtime
 from paid_hooks.context import _ACTIVE, TraceScope
 from paid_hooks.model import TWINS, AICall, CallStatus, Usage
 
-__all__ = ["CallHandle", "call_in_flight", "start_call"]
+__all__ = ["CallHandle", "CallReading", "call_in_flight", "start_call"]
 
 log = logging.getLogger("paid_hooks.recorder")
 
@@ -64,6 +66,19 @@ def _otel_context_getter() -> Any:
 
 
 _otel_current = _otel_context_getter()
+
+
+class CallReading(NamedTuple):
+    """What a provider reported for one successful call, as the reader given to
+    :meth:`CallHandle.finish_later` returns it."""
+
+    usage: Usage | None
+    """The usage; None when the response carried none (then recorded as usage unknown)."""
+    response_model: str | None = None
+    response_id: str | None = None
+    service_tier: str | None = None
+    unknown_reason: str | None = None
+    """Why the usage is missing (``not_reported`` when not given); ignored with a usage."""
 
 
 def call_in_flight() -> str | None:
@@ -181,6 +196,33 @@ class CallHandle:
         except Exception:
             log.warning("paid_hooks: could not record an AI call", exc_info=True)
 
+    def finish_later(self, read: Callable[[Any], CallReading], source: Any) -> None:
+        """The call succeeded and ends now; what it reported is read later, on the pipeline
+        worker, as ``read(source)``: a :class:`CallReading`, recorded as :meth:`finish`
+        would record its fields (a None usage: usage unknown, with its
+        ``unknown_reason``). Should ``read`` raise or return anything else, the call is
+        recorded as usage unknown (``unreadable_response``) and the error logged.
+
+        For a plugin whose reading of a response is work (parsing a streamed body,
+        normalising an SDK's usage object): that work then costs the caller's thread
+        nothing. ``source`` must not change afterwards (bytes, or SDK response objects
+        the application is done with); ``read`` runs on another thread and must not call
+        back into the recorder.
+        """
+        if self._done:
+            return
+        self._done = True
+        try:
+            later: _LaterCall = _new_handle(_LaterCall)
+            later.handle = self
+            later.end_time_ns = _time_ns()
+            later.read = read
+            later.source = source
+            runtime = _runtime._runtime or _runtime.get_runtime()
+            runtime.pipeline.submit_call(later, self.scope, self.parent)  # type: ignore[arg-type]
+        except Exception:
+            log.warning("paid_hooks: could not record an AI call", exc_info=True)
+
     def fail(self, error: BaseException | str, *, usage: Usage | None = None,
              response_model: str | None = None, response_id: str | None = None) -> None:
         """The call failed. Without ``usage`` it costs nothing (the provider billed nothing)."""
@@ -212,6 +254,60 @@ class CallHandle:
 
 
 _OK = CallStatus.OK
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+class _LaterCall:
+    """A call ended by :meth:`CallHandle.finish_later`, queued for the pipeline worker,
+    which turns it into its :class:`AICall` with :meth:`resolve` before anything else."""
+
+    __slots__ = ("end_time_ns", "handle", "read", "source")
+
+    handle: CallHandle
+    end_time_ns: int
+    read: Callable[[Any], CallReading]
+    source: Any
+
+    def resolve(self) -> AICall:
+        """The record: the handle's call, as ``read(source)`` reports it (never raises
+        for a failing reader: that is recorded as ``unreadable_response``)."""
+        try:
+            reading = self.read(self.source)
+            if type(reading) is not CallReading:
+                raise TypeError(f"a reader returned {type(reading).__qualname__}, "
+                                "not a CallReading")
+            usage, response_model, response_id, service_tier, reason = reading
+            if usage is not None and type(usage) is not Usage and not isinstance(usage, Usage):
+                raise TypeError(f"a reader returned usage {type(usage).__qualname__}")
+        except Exception:
+            log.warning("paid_hooks: could not read an AI call's response", exc_info=True)
+            usage = response_model = response_id = service_tier = None
+            reason = "unreadable_response"
+        handle = self.handle
+        call = _AICallFields()  # as in CallHandle.finish
+        call.provider = handle.provider
+        call.operation = handle.operation
+        call.request_model = handle.request_model
+        call.response_model = _text(response_model)
+        call.usage = usage
+        call.captured_by = handle.captured_by
+        call.start_time_ns = handle.start_time_ns
+        call.end_time_ns = self.end_time_ns
+        call.status = _OK
+        call.error_type = None
+        call.usage_unknown_reason = (None if usage is not None
+                                     else _text(reason) or "not_reported")
+        call.response_id = _text(response_id)
+        call.streaming = handle.streaming
+        call.service_tier = _text(service_tier)
+        call.batch = handle.batch
+        call.server_address = handle.server_address
+        call.__class__ = AICall
+        result: AICall = call
+        return result
 
 
 class _Exclusive:

@@ -191,3 +191,85 @@ def test_a_recorded_call_runs_few_python_functions_on_the_caller_thread(paid_led
         "acme", external_agent_id="rec").__enter__().__exit__(None, None, None))
     assert trace_calls == ["__init__", "__enter__", "_open", "_enter", "activate",
                            "__exit__", "_leave", "deactivate"]
+
+
+# -- finish_later: the response read on the pipeline worker ---------------------------------
+
+
+def _read_on_worker(threads: list[str]) -> Any:
+    import threading
+
+    def read(source: Any) -> paid_hooks.CallReading:
+        threads.append(threading.current_thread().name)
+        return source
+
+    return read
+
+
+def test_finish_later_records_what_the_reader_returns_on_the_worker(captured, paid_ledger):
+    threads: list[str] = []
+    read = _read_on_worker(threads)
+    usage = Usage(input_tokens=1000, output_tokens=200, cache_read_tokens=100)
+    with paid_hooks.paid_tracing("acme", external_agent_id="rec"):
+        handle = _start(streaming=True)
+        handle.finish_later(read, paid_hooks.CallReading(
+            usage, "gpt-4o-mini-2024-07-18", "resp-later", "default"))
+        assert handle.done
+        handle.finish(Usage(input_tokens=1, output_tokens=1))  # ignored: recorded once
+        unknown = _start()
+        unknown.finish_later(read, paid_hooks.CallReading(None, "gpt-4o-mini", "resp-2",
+                                                          "default", "stream_closed_early"))
+        default_reason = _start()
+        default_reason.finish_later(read, paid_hooks.CallReading(None))
+    paid_hooks.flush()
+    assert threads == ["paid-hooks-pipeline"] * 3
+    first, second, third = (r.call for r in captured.records)
+    assert first == AICall(
+        provider="openai", operation="chat", request_model="gpt-4o-mini",
+        response_model="gpt-4o-mini-2024-07-18", usage=usage, captured_by="rec_test",
+        start_time_ns=first.start_time_ns, end_time_ns=first.end_time_ns,
+        status=CallStatus.OK, response_id="resp-later", streaming=True,
+        service_tier="default")
+    assert first.start_time_ns <= first.end_time_ns
+    assert (second.usage, second.usage_unknown_reason, second.response_model,
+            second.response_id, second.service_tier) == (
+        None, "stream_closed_early", "gpt-4o-mini", "resp-2", "default")
+    assert (third.usage, third.usage_unknown_reason) == (None, "not_reported")
+    rows = {row["response_id"]: row for row in paid_ledger.calls()}
+    assert rows["resp-later"]["cost_status"] == "priced"
+    # gpt-4o-mini: 900 input at $0.15/M + 100 cached at $0.075/M + 200 output at $0.60/M
+    assert rows["resp-later"]["cost_usd"] == "0.0002625"
+    assert rows["resp-2"]["cost_status"] == "usage_unknown"
+    assert len(paid_ledger.calls()) == 3
+
+
+@pytest.mark.parametrize("reader", ["raises", "wrong_type", "wrong_usage"])
+def test_finish_later_with_a_failing_reader_is_usage_unknown(paid_ledger, reader, caplog):
+    def read(source: Any) -> Any:
+        if reader == "raises":
+            raise ValueError("no such field")
+        if reader == "wrong_type":
+            return (Usage(input_tokens=1, output_tokens=1),)
+        return paid_hooks.CallReading({"input_tokens": 1})  # type: ignore[arg-type]
+
+    with paid_hooks.paid_tracing("acme", external_agent_id="rec"):
+        _start().finish_later(read, None)
+    paid_hooks.flush()
+    [row] = paid_ledger.calls()
+    assert (row["cost_status"], row["cost_reason"]) == ("usage_unknown", "unreadable_response")
+    assert "could not read an AI call's response" in caplog.text
+
+
+def test_finish_later_on_an_inactive_handle_records_nothing(paid_ledger):
+    calls: list[Any] = []
+    with paid_hooks.paid_tracing("acme", external_agent_id="rec"):
+        outer = _start()
+        with outer.exclusive():
+            inner = _start()
+            assert not inner.recording
+            inner.finish_later(calls.append, None)
+        outer.finish_later(lambda source: paid_hooks.CallReading(None), None)
+    paid_hooks.flush()
+    assert calls == []
+    [row] = paid_ledger.calls()
+    assert row["cost_reason"] == "not_reported"
