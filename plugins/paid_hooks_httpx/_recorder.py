@@ -44,8 +44,8 @@ from paid_hooks_httpx._parse import (
 )
 from paid_hooks_httpx._routes import Route, classify, request_details
 
-__all__ = ["CAPTURED_BY", "BodyTap", "PendingCall", "begin", "drain_orphans", "orphaned", "record",
-           "suppressed"]
+__all__ = ["CAPTURED_BY", "BodyTap", "PendingCall", "begin", "body_reading", "drain_orphans",
+           "orphaned", "record", "suppressed"]
 
 log = logging.getLogger("paid_hooks_httpx")
 
@@ -112,8 +112,9 @@ class BodyTap:
     """Receives the raw (content-encoded) body chunks of one response; records once.
 
     The decoded body is kept whole while it is at most ``WHOLE_LIMIT`` bytes and read in
-    one go when the call is recorded (:func:`~paid_hooks_httpx._parse.read_body`): a chunk
-    then costs a list append, wherever the network cut it. A larger body is handed to an
+    one go once the call ends, on the pipeline worker (:func:`body_reading`, through
+    ``CallHandle.finish_later``): a chunk costs a list append, wherever the network cut
+    it, and the reading costs the caller's thread nothing. A larger body is handed to an
     incremental reader, which keeps only what it needs, from then on.
     """
 
@@ -208,12 +209,39 @@ class BodyTap:
 
     def _record(self, *, eof: bool = False, read_error: bool = False) -> None:
         self._done = True
+        if self._reader is None and self._reason is None and self._status < 400:
+            # The usual: a whole body, read on the pipeline worker (body_reading).
+            parts, self._parts = self._parts, []
+            self._handle.finish_later(body_reading, (self._api, self._content_type, parts, eof))
+            return
         try:
             result = self._result(eof)
         except Exception:
             log.warning("paid_hooks_httpx: could not read a response", exc_info=True)
             result = Result(error="unreadable_response")
         record(self._handle, self._status, result, self._reason, read_error=read_error)
+
+
+def body_reading(source: tuple[str, str | None, bytes | list[bytes], bool]
+                 ) -> paid_hooks.CallReading:
+    """What a successful response's whole body tells (run on the pipeline worker, through
+    ``CallHandle.finish_later``): ``source`` is (API, content type, the decoded body or
+    its pieces, whether it was read to its end). The same outcome as :func:`record` gives
+    for a status below 400 and a readable body."""
+    api, content_type, body, eof = source
+    if type(body) is list:
+        body = b"".join(body)
+    result = read_body(api, content_type, body, eof=eof)  # type: ignore[arg-type]
+    model, rid = result.response_model, result.response_id
+    if result.complete:
+        return paid_hooks.CallReading(result.usage, model, rid, result.service_tier)
+    if result.error is not None:
+        reason = result.error
+    elif result.ended:  # the provider's end marker arrived, without usage
+        reason = "not_reported"
+    else:
+        reason = "stream_closed_early"
+    return paid_hooks.CallReading(None, model, rid, None, reason)
 
 
 def record(handle: paid_hooks.CallHandle, status: int, result: Result,
@@ -269,10 +297,15 @@ class PendingCall:
 
     def record_body(self, status: int, headers: Any, body: bytes | None) -> None:
         """The whole body, already decoded, is at hand (``None``: it is gone, read by
-        someone else): record now, with no tap. Never raises."""
+        someone else): record now, with no tap (the body read on the pipeline worker,
+        unless the status is an error). Never raises."""
         try:
             if 300 <= status < 400 and "location" in headers:
                 return  # the redirected request is recorded on its own
+            if body is not None and status < 400:
+                self.handle.finish_later(body_reading, (self.route.api,
+                                                        headers.get("content-type"), body, True))
+                return
             result = Result() if body is None else read_body(
                 self.route.api, headers.get("content-type"), body, eof=True)
         except Exception:

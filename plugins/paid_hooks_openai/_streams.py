@@ -49,6 +49,7 @@ __all__ = [
     "PaidAsyncStream",
     "PaidStream",
     "StreamRecord",
+    "chat_stream_reading",
     "finish_with",
     "images_events",
     "responses_events",
@@ -174,20 +175,25 @@ class ChatChunks(StreamRecord):
     consumed and not shown to the caller. Chunks with empty choices and no usage (e.g.
     Azure's content-filter chunks) are always shown.
 
-    The chunks are read in the loop itself (:func:`_chat_sync`, no call per chunk): the
-    last chunk with a readable usage gives the usage; any choice with a ``finish_reason``
-    marks the response complete. The response id, model and service tier are read once,
-    when the call is recorded, from the last chunk that carried a non-empty id
-    (``named``): chunks without one, such as Azure's content-filter chunks, are skipped;
-    a model or tier that is not a non-empty string there is recorded as None.
+    The chunks are read in the loop itself (:func:`_chat_sync`, no call per chunk), which
+    only keeps what it needs: every ``usage`` as it came (``usages``), the last chunk that
+    carried a non-empty id (``named``), and whether any choice had a ``finish_reason``
+    (the response is complete). Reading them is left to the pipeline worker
+    (:func:`chat_stream_reading`, through ``CallHandle.finish_later``): the last
+    readable usage gives the usage; the id, model and service tier come from ``named``
+    (chunks without an id, such as Azure's content-filter chunks, are skipped; a model
+    or tier that is not a non-empty string there is recorded as None). The chunks are
+    the SDK's own objects, handed to the caller too: they are read after the stream
+    ended, as they were then (an application that changes them afterwards changes what
+    is recorded).
     """
 
-    __slots__ = ("hide_usage_chunk", "named", "usage")
+    __slots__ = ("hide_usage_chunk", "named", "usages")
 
     def __init__(self, hide_usage_chunk: bool) -> None:
         self.hide_usage_chunk = hide_usage_chunk
         self.completed = False
-        self.usage: paid_hooks.Usage | None = None
+        self.usages: list[Any] = []
         self.named: Any = None
 
     def take(self, chunk: Any) -> tuple[Any, Any]:
@@ -199,30 +205,10 @@ class ChatChunks(StreamRecord):
         return raw_usage, choices
 
     def settle(self, reason: str) -> None:
-        """Record the usage if it arrived, else ``usage_unknown(reason)`` (see the class
-        for the id, model and tier). A second record is ignored by the handle."""
-        response_id = model = tier = None
-        named = self.named
-        if named is not None:
-            try:
-                if type(named) is _DICT_CHUNK:
-                    values = named.__dict__
-                    response_id, model, tier = (values["id"], values["model"],
-                                                values["service_tier"])
-                else:
-                    response_id, model, tier = _NAMES(named)
-            except Exception:
-                log.debug("paid_hooks: could not read an OpenAI stream chunk", exc_info=True)
-            # plugin_kit.as_str, inlined (three calls less)
-            response_id = response_id if isinstance(response_id, str) and response_id else None
-            model = model if isinstance(model, str) and model else None
-            tier = tier if isinstance(tier, str) and tier else None
-        usage = self.usage
-        if usage is not None:
-            self.handle.finish(usage, response_model=model, response_id=response_id,
-                               service_tier=tier)
-        else:
-            self.handle.usage_unknown(reason, response_model=model, response_id=response_id)
+        """Record the call now, reading it later (:func:`chat_stream_reading`, on the
+        pipeline worker): the usage if one arrived, else ``usage_unknown(reason)``. A
+        second record is ignored by the handle."""
+        self.handle.finish_later(chat_stream_reading, (tuple(self.usages), self.named, reason))
 
     def ended(self) -> None:
         self.settle(_NOT_REPORTED if self.completed else _CLOSED_EARLY)
@@ -231,13 +217,41 @@ class ChatChunks(StreamRecord):
         handle = self.handle
         if handle.done:
             return
-        if self.usage is None and not seen_items:
+        if not self.usages and not seen_items:
             handle.fail(exc)
         else:
             self.settle(f"stream_error:{type(exc).__qualname__}")
 
     def abandoned(self) -> None:
         self.settle(_CLOSED_EARLY)
+
+
+def chat_stream_reading(source: tuple[tuple[Any, ...], Any, str]) -> paid_hooks.CallReading:
+    """What a chat stream reported (run on the pipeline worker, see :class:`ChatChunks`):
+    ``source`` is (every usage seen, the last chunk with an id, the reason to record when
+    no usage is readable)."""
+    usages, named, reason = source
+    usage = None
+    for raw_usage in reversed(usages):  # the last readable one
+        try:
+            usage = _usage.chat_usage(raw_usage)
+        except Exception:
+            log.debug("paid_hooks: could not read an OpenAI stream usage", exc_info=True)
+        if usage is not None:
+            break
+    response_id = model = tier = None
+    if named is not None:
+        try:
+            if type(named) is _DICT_CHUNK:
+                values = named.__dict__
+                response_id, model, tier = values["id"], values["model"], values["service_tier"]
+            else:
+                response_id, model, tier = _NAMES(named)
+        except Exception:
+            log.debug("paid_hooks: could not read an OpenAI stream chunk", exc_info=True)
+    # (the handle keeps non-empty strings only: anything else is recorded as None)
+    return paid_hooks.CallReading(usage, model, response_id,
+                                  tier if usage is not None else None, reason)
 
 
 class EventStream(StreamRecord):
@@ -395,7 +409,7 @@ def _chat_sync(inner: Generator[Any, None, None], record: ChatChunks,
                 else:
                     raw_usage, choices = record.take(item)
                 if raw_usage is not None:
-                    record.usage = _usage.chat_usage(raw_usage) or record.usage
+                    record.usages.append(raw_usage)
                     if hide and not choices:
                         continue  # the usage chunk the caller did not ask for
                 if not completed and (type(choices) is list or isinstance(choices, list)):
@@ -452,7 +466,7 @@ async def _chat_async(inner: AsyncGenerator[Any, None], record: ChatChunks,
                 else:
                     raw_usage, choices = record.take(item)
                 if raw_usage is not None:
-                    record.usage = _usage.chat_usage(raw_usage) or record.usage
+                    record.usages.append(raw_usage)
                     if hide and not choices:
                         continue
                 if not completed and (type(choices) is list or isinstance(choices, list)):

@@ -939,7 +939,8 @@ def test_wrapper_sees_a_method_patched_on_the_class_after_wrapping(
 def test_stream_runs_few_plugin_functions(client: PaidOpenAI, fake_provider: Any,
                                           paid_ledger: LedgerView) -> None:
     """Regression guard (no timing): a chat stream read to its end runs each of these
-    plugin functions once (the loop once per item), and no other."""
+    plugin functions once on the caller's thread (the loop once per item), and no other
+    (its usage is read on the pipeline worker)."""
     import sys
 
     fake_provider.queue(FakeReply(text=TEXT, usage=USAGE), FakeReply(text=TEXT, usage=USAGE))
@@ -962,6 +963,6 @@ def test_stream_runs_few_plugin_functions(client: PaidOpenAI, fake_provider: Any
     assert calls.pop("_chat_sync") == len(chunks) + 1  # once per item, and to the end
     assert calls == {"get": 3, "method": 1, "record_sync": 1, "_prepare": 1,
                      "prepare_request": 1, "_raw_mode": 1, "_injection_enabled": 1,
-                     "_record_result": 1, "__init__": 2, "wrap_stream": 1, "chat_usage": 1,
+                     "_record_result": 1, "__init__": 2, "wrap_stream": 1,
                      "__iter__": 1, "response_closed": 1, "settle": 1, "__del__": 1}
     assert len(paid_ledger.calls()) == 2
