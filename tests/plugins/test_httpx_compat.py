@@ -993,6 +993,14 @@ class _Handle:
     def fail(self, *a: Any, **kw: Any) -> None:
         self.calls.append(("fail",))
 
+    def finish_later(self, read: Any, source: Any) -> None:
+        # what the pipeline worker does with it (recorder._LaterCall), at once
+        reading = read(source)
+        if reading.usage is not None:
+            self.finish(reading.usage, response_model=reading.response_model)
+        else:
+            self.usage_unknown(reading.unknown_reason or "not_reported")
+
 
 @pytest.fixture(scope="module")
 def monkeypatch_module():
