@@ -19,7 +19,9 @@ Wrapping and patching an SDK:
   builds the replacements;
 * :func:`call_exclusive` / :func:`call_exclusive_async`: run the SDK call inside
   ``handle.exclusive()`` and record a raised exception (the plugin contract's pattern);
-* :func:`on_collect`: run a callback when an object (a stream) is garbage-collected.
+* :func:`on_collect`: run a callback when an object (a stream) is garbage-collected;
+* :func:`current_otel_context`: OpenTelemetry's current context, as ``start_call`` reads
+  it (for a plugin that checks suppression before it starts a call).
 
 Reading SDK objects and JSON (no provider semantics here: each plugin normalises usage
 itself):
@@ -48,7 +50,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 from paid_hooks.hookspecs import hookimpl
-from paid_hooks.recorder import _IN_FLIGHT
+from paid_hooks.recorder import _IN_FLIGHT, _otel_current
 
 if TYPE_CHECKING:
     from paid_hooks.recorder import CallHandle
@@ -63,6 +65,7 @@ __all__ = [
     "call_exclusive",
     "call_exclusive_async",
     "count",
+    "current_otel_context",
     "declares_fields",
     "field",
     "field_reader",
@@ -356,6 +359,13 @@ def on_collect(obj: object, callback: Callable[..., Any], *args: Any) -> weakref
     finalizer = weakref.finalize(obj, callback, *args)
     finalizer.atexit = False
     return finalizer
+
+
+current_otel_context: Callable[[], Any] = _otel_current
+"""OpenTelemetry's ``context.get_current()``: its context variable's own ``get`` when the
+runtime context is the usual context-variable one (decided once, at import; two Python
+calls fewer per use), else ``get_current`` itself. The same function ``start_call``
+uses."""
 
 
 # -- reading SDK objects and JSON ---------------------------------------------------------

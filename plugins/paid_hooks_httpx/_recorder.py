@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 
 import paid_hooks
+from paid_hooks.plugin_kit import current_otel_context
 from paid_hooks_httpx._decode import UnsupportedEncoding, is_identity, make_decoder
 from paid_hooks_httpx._parse import (
     WHOLE_LIMIT,
@@ -60,19 +58,7 @@ constants themselves must be used (``get_value("suppress_instrumentation")`` nev
 matches)."""
 
 
-def _otel_context_getter() -> Callable[[], Any]:
-    """OpenTelemetry's ``get_current``, as its context variable's own ``get`` when the
-    runtime context is the usual context-variable one (decided once, at import, as the
-    core's ``start_call`` does): the same answer, two Python calls fewer per request."""
-    runtime_context = getattr(otel_context, "_RUNTIME_CONTEXT", None)
-    if type(runtime_context) is ContextVarsRuntimeContext:
-        variable = getattr(runtime_context, "_current_context", None)
-        if isinstance(variable, ContextVar):
-            return variable.get
-    return otel_context.get_current
-
-
-_otel_current = _otel_context_getter()
+_otel_current = current_otel_context
 
 
 def suppressed() -> bool:
