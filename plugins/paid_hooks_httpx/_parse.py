@@ -403,10 +403,6 @@ class _ResponsesEvents:
             result.ended = True
 
 
-_NOTHING: dict[str, Any] = {}
-"""An empty JSON object (never written to): what a value that is not an object reads as."""
-
-
 class _AnthropicEvents:
     """Messages events: ``message_start`` then ``message_delta`` usage, merged, later wins.
 
@@ -424,21 +420,17 @@ class _AnthropicEvents:
         self._pending = False
         """Merged usage not yet in ``result`` (only read there once ``complete``)."""
 
-    # Parsed JSON holds exact dicts and strs: ``type() is`` tests below stand for
-    # ``as_mapping``/``as_str`` (same answers, no call and no ABC check per value).
-
     def _merge(self, usage: Any) -> None:
-        if type(usage) is dict:
-            merged_usage = self._usage
-            for key, value in usage.items():
-                if value is None:
-                    continue
-                if type(value) is dict and type(merged_usage.get(key)) is dict:
-                    merged = dict(merged_usage[key])
-                    merged.update({k: v for k, v in value.items() if v is not None})
-                    merged_usage[key] = merged
-                else:
-                    merged_usage[key] = value
+        for key, value in as_mapping(usage).items():
+            if value is None:
+                continue
+            # parsed JSON: a mapping is a dict (``type() is`` skips two ABC checks per key)
+            if type(value) is dict and type(self._usage.get(key)) is dict:
+                merged = dict(self._usage[key])
+                merged.update({k: v for k, v in value.items() if v is not None})
+                self._usage[key] = merged
+            else:
+                self._usage[key] = value
         self._pending = True
         if self.result.complete:
             self._settle()
@@ -447,29 +439,22 @@ class _AnthropicEvents:
         if self._pending:
             self._pending = False
             self.result.usage = anthropic_usage(self._usage)
-            tier = self._usage.get("service_tier")
-            self.result.service_tier = tier if type(tier) is str and tier else None
+            self.result.service_tier = as_str(self._usage.get("service_tier"))
 
     def event(self, name: str | None, data: str) -> None:
         if name is not None and name not in self._WANTED:
             return
-        obj = loads_text(data)
-        if type(obj) is not dict:
-            obj = _NOTHING
+        obj = as_mapping(loads_text(data))
         kind = obj.get("type") or name
         result = self.result
         if kind == "message_start":
-            message = obj.get("message")
-            if type(message) is not dict:
-                message = _NOTHING
-            rid, model = message.get("id"), message.get("model")
-            result.response_id = rid if type(rid) is str and rid else None
-            result.response_model = model if type(model) is str and model else None
+            message = as_mapping(obj.get("message"))
+            result.response_id = as_str(message.get("id"))
+            result.response_model = as_str(message.get("model"))
             self._merge(message.get("usage"))
         elif kind == "message_delta":
-            usage = obj.get("usage")
-            if usage is not None:
-                self._merge(usage)
+            if obj.get("usage") is not None:
+                self._merge(obj.get("usage"))
                 self._settle()
                 result.complete = result.usage is not None
         elif kind == "message_stop":
@@ -693,10 +678,11 @@ def make_reader(api: str, content_type: str | None) -> JsonReader | SseReader:
 # A response read to its end (or cut) before it outgrew ``WHOLE_LIMIT`` is read here in one
 # go, from the bytes of the whole body. For the usual shapes of the common streams only the
 # events that can change the result are decoded; the others are passed over with a few C
-# calls each, or not even looked at. Per stream a handful of Python functions run instead
-# of the incremental reader's two dozen (each runs once per stream, with cold caches: that
-# is what costs). Any other shape is read by the incremental reader, fed the whole body at
-# once: the result is always the one reading every event gives.
+# calls each, or not even looked at: a handful of Python functions per stream instead of
+# the incremental reader's two dozen (this runs on the pipeline worker, see
+# ``BodyTap``; it saves the worker's CPU). Any other shape is read by the incremental
+# reader, fed the whole body at once: the result is always the one reading every event
+# gives.
 
 WHOLE_LIMIT = FULL_JSON_LIMIT
 """A body is kept whole up to this size, then read incrementally (see ``BodyTap``)."""

@@ -37,9 +37,6 @@ __all__ = [
 ]
 
 
-_NO_DETAILS: dict[str, Any] = {}
-
-
 def _int(value: Any) -> int | None:
     if type(value) is int:
         return value if value >= 0 else None
@@ -52,26 +49,6 @@ def _int(value: Any) -> int | None:
 
 def chat_usage(usage: Any) -> paid_hooks.Usage | None:
     """Chat Completions / Completions ``usage`` (inclusive; details are subsets)."""
-    if type(usage) is dict:  # parsed JSON: the counts are usually plain ints
-        prompt = usage.get("prompt_tokens")
-        completion = usage.get("completion_tokens")
-        prompt_details = usage.get("prompt_tokens_details") or _NO_DETAILS
-        completion_details = usage.get("completion_tokens_details") or _NO_DETAILS
-        if (type(prompt) is int and type(completion) is int and prompt >= 0 and completion >= 0
-                and type(prompt_details) is dict and type(completion_details) is dict):
-            cached = prompt_details.get("cached_tokens")
-            written = prompt_details.get("cache_write_tokens")
-            reasoning = completion_details.get("reasoning_tokens")
-            audio_in = prompt_details.get("audio_tokens")
-            audio_out = completion_details.get("audio_tokens")
-            # each None or a plain count: ``_int`` would return them as they are (the same
-            # result as below, without its seven calls and four mapping checks)
-            for value in (cached, written, reasoning, audio_in, audio_out):
-                if value is not None and (type(value) is not int or value < 0):
-                    break
-            else:
-                return paid_hooks.Usage(prompt, completion, cached, written, None, None,
-                                        reasoning, audio_in, audio_out)
     usage = as_mapping(usage)
     prompt = _int(usage.get("prompt_tokens"))
     completion = _int(usage.get("completion_tokens"))
@@ -121,30 +98,6 @@ def embeddings_usage(usage: Any) -> paid_hooks.Usage | None:
 
 def anthropic_usage(usage: Any) -> paid_hooks.Usage | None:
     """Anthropic Messages ``usage`` (exclusive input: the cache counts are added)."""
-    if type(usage) is dict:  # parsed JSON: the counts are usually plain ints
-        inp = usage.get("input_tokens")
-        out = usage.get("output_tokens")
-        split = usage.get("cache_creation") or _NO_DETAILS
-        output_details = usage.get("output_tokens_details") or _NO_DETAILS
-        server_tools = usage.get("server_tool_use") or _NO_DETAILS
-        if (type(inp) is int and type(out) is int and inp >= 0 and out >= 0
-                and type(split) is dict and type(output_details) is dict
-                and type(server_tools) is dict):
-            cache_read = usage.get("cache_read_input_tokens")
-            cache_write = usage.get("cache_creation_input_tokens")
-            write_5m = split.get("ephemeral_5m_input_tokens")
-            write_1h = split.get("ephemeral_1h_input_tokens")
-            thinking = output_details.get("thinking_tokens")
-            # each None or a plain count, and no web search: the result below, without its
-            # calls (``_int`` would return these as they are)
-            for value in (cache_read, cache_write, write_5m, write_1h, thinking):
-                if value is not None and (type(value) is not int or value < 0):
-                    break
-            else:
-                if not server_tools.get("web_search_requests"):
-                    return paid_hooks.Usage(inp + (cache_read or 0) + (cache_write or 0), out,
-                                            cache_read, cache_write, write_5m, write_1h,
-                                            thinking)
     usage = as_mapping(usage)
     inp = _int(usage.get("input_tokens"))
     out = _int(usage.get("output_tokens"))
