@@ -106,6 +106,21 @@ def machine() -> dict[str, Any]:
 # -- per-call overhead ------------------------------------------------------------------
 
 
+def _paired_runs(label: str, provider: str, contenders: list[str], runs: int, calls: int,
+                 warmup: int, *extra: str) -> dict[str, list[dict[str, Any]]]:
+    """``runs`` processes of ``_calls.py`` per contender, contenders rotated run by run;
+    ``extra``: more arguments for every process."""
+    per_run: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
+    for run in range(runs):
+        order = contenders[run % len(contenders):] + contenders[:run % len(contenders)]
+        for contender in order:
+            _log(f"{label}: {provider} {contender} run {run + 1}/{runs}")
+            per_run[contender].append(_child(
+                "_calls.py", "--provider", provider, "--contender", contender,
+                "--calls", str(calls), "--warmup", str(warmup), *extra))
+    return per_run
+
+
 def calls_section(runs: int, calls: int, warmup: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for provider in ("openai", "anthropic"):
@@ -116,15 +131,9 @@ def calls_section(runs: int, calls: int, warmup: int) -> dict[str, Any]:
                 contenders.append(peer)
             else:
                 missing.append(f"{peer} ({packages[provider]} not installed)")
-        per_run: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
-        for run in range(runs):
-            order = contenders[run % len(contenders):] + contenders[:run % len(contenders)]
-            for contender in order:
-                _log(f"calls: {provider} {contender} run {run + 1}/{runs}")
-                per_run[contender].append(_child(
-                    "_calls.py", "--provider", provider, "--contender", contender,
-                    "--calls", str(calls), "--warmup", str(warmup)))
-        results[provider] = {"runs": per_run, "not_measured": missing}
+        results[provider] = {"runs": _paired_runs("calls", provider, contenders, runs, calls,
+                                                  warmup),
+                             "not_measured": missing}
     return results
 
 
@@ -140,15 +149,8 @@ def idle_section(runs: int, calls: int, warmup: int) -> dict[str, Any]:
     contenders = ["bare", "wrapper", "auto", "httpx"]
     contenders += [peer for peer, packages in PEER_PACKAGES.items()
                    if _installed(packages["openai"])]
-    per_run: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
-    for run in range(runs):
-        order = contenders[run % len(contenders):] + contenders[:run % len(contenders)]
-        for contender in order:
-            _log(f"idle: openai {contender} run {run + 1}/{runs}")
-            per_run[contender].append(_child(
-                "_calls.py", "--provider", "openai", "--contender", contender,
-                "--calls", str(calls), "--warmup", str(warmup), "--workloads", "sync",
-                "--idle-ms", str(IDLE_GAP_MS)))
+    per_run = _paired_runs("idle", "openai", contenders, runs, calls, warmup,
+                           "--workloads", "sync", "--idle-ms", str(IDLE_GAP_MS))
     return {f"openai, {IDLE_GAP_MS} ms idle before each call":
             {"runs": per_run, "not_measured": []}}
 
