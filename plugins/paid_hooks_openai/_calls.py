@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from openai import AsyncStream, Stream
@@ -23,10 +24,12 @@ import paid_hooks
 from paid_hooks.plugin_kit import call_exclusive, call_exclusive_async
 from paid_hooks_openai._operations import Operation
 from paid_hooks_openai._raw import watch_raw_response
+from paid_hooks_openai._readers import Reader
 from paid_hooks_openai._streams import finish_with, wrap_stream
 from paid_hooks_openai._usage import PROVIDER
 
-__all__ = ["CAPTURED_BY", "STREAM_USAGE_ENV", "prepare_request", "record_async", "record_sync"]
+__all__ = ["CAPTURED_BY", "STREAM_USAGE_ENV", "prepare_request", "reading_of", "record_async",
+           "record_sync"]
 
 log = logging.getLogger("paid_hooks.openai")
 
@@ -93,6 +96,19 @@ def _prepare(kwargs: dict[str, Any], operation: Operation) -> tuple[dict[str, An
         return kwargs, False
 
 
+_NO_REQUEST: Mapping[str, Any] = MappingProxyType({})
+
+
+def reading_of(source: tuple[Reader, Any]) -> paid_hooks.CallReading:
+    """``read(result)`` as a :class:`paid_hooks.CallReading` (on the pipeline worker, for an
+    operation that ``reads_later``: its reader reads the result only, never the request,
+    and never reports a failure)."""
+    read, result = source
+    reading = read(result, _NO_REQUEST)
+    return paid_hooks.CallReading(reading.usage, reading.response_model, reading.response_id,
+                                  reading.service_tier, reading.unknown_reason)
+
+
 def _record_result(handle: paid_hooks.CallHandle, result: Any, kwargs: Mapping[str, Any],
                    operation: Operation, hide: bool) -> Any:
     """Record a returned result (wrapping a stream); returns what the caller receives."""
@@ -105,6 +121,8 @@ def _record_result(handle: paid_hooks.CallHandle, result: Any, kwargs: Mapping[s
                 handle.usage_unknown("stream_not_inspected")
                 return result
             return wrap_stream(result, handle, operation.stream(hide))
+        elif operation.reads_later:  # read on the pipeline worker, off the caller's thread
+            handle.finish_later(reading_of, (operation.read, result))
         else:
             finish_with(handle, operation.read(result, kwargs))
     except Exception:

@@ -36,11 +36,15 @@ class Operation:
     """``factory(hide_usage_chunk) -> StreamRecord`` for ``stream=True`` results, if any."""
     injects_stream_usage: bool = False
     """Add ``stream_options.include_usage`` to streamed requests that lack it (chat only)."""
+    reads_later: bool = False
+    """``read`` runs on the pipeline worker (``CallHandle.finish_later``): allowed for a
+    reader that reads only the result, never the request, and never reports a failure."""
 
 
-CHAT = Operation("chat", _readers.read_chat, ChatChunks, injects_stream_usage=True)
+CHAT = Operation("chat", _readers.read_chat, ChatChunks, injects_stream_usage=True,
+                 reads_later=True)
 RESPONSES = Operation("chat", _readers.read_responses, responses_events)
-EMBEDDINGS = Operation("embeddings", _readers.read_embeddings)
+EMBEDDINGS = Operation("embeddings", _readers.read_embeddings, reads_later=True)
 IMAGE_GENERATION = Operation("image_generation", _readers.read_images, images_events)
 IMAGE_EDIT = Operation("image_edit", _readers.read_images, images_events)
 TRANSCRIPTION = Operation("transcription", _readers.read_transcription, transcription_events)

@@ -93,6 +93,38 @@ def test_create_records_exact_tokens_and_cost(client: PaidOpenAI, fake_provider:
     assert signal["ai_calls"] == 1
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_chat_usage_is_read_on_the_pipeline_worker(client: PaidOpenAI, fake_provider: Any,
+                                                   paid_ledger: LedgerView,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   stream: bool) -> None:
+    """A chat completion's usage (a stream's too) is normalised off the caller's thread."""
+    import threading
+
+    from paid_hooks_openai import _usage
+
+    threads: list[str] = []
+    original = _usage.chat_usage
+
+    def watched(usage: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return original(usage)
+
+    monkeypatch.setattr(_usage, "chat_usage", watched)
+    fake_provider.queue(FakeReply(text=TEXT, usage=USAGE))
+    with trace():
+        if stream:
+            chunks = list(client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                          stream=True))
+            assert "".join(c.choices[0].delta.content or "" for c in chunks) == TEXT
+        else:
+            client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    paid_hooks.flush()
+    assert threads == ["paid-hooks-pipeline"]
+    [row] = paid_ledger.calls()
+    assert_priced(row, streaming=stream)
+
+
 async def test_create_async(aclient: PaidAsyncOpenAI, fake_provider: Any,
                             paid_ledger: LedgerView) -> None:
     fake_provider.queue(FakeReply(text=TEXT, usage=USAGE))
