@@ -107,16 +107,18 @@ def machine() -> dict[str, Any]:
 
 
 def _paired_runs(label: str, provider: str, contenders: list[str], runs: int, calls: int,
-                 warmup: int, *extra: str) -> dict[str, list[dict[str, Any]]]:
-    """``runs`` processes of ``_calls.py`` per contender, contenders rotated run by run;
-    ``extra``: more arguments for every process."""
+                 warmup: int, *extra: str, script: str = "_calls.py",
+                 group_flag: str = "--provider") -> dict[str, list[dict[str, Any]]]:
+    """``runs`` processes of ``script`` per contender, contenders rotated run by run
+    (``group_flag provider``: the SDK, or the framework case); ``extra``: more arguments
+    for every process."""
     per_run: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
     for run in range(runs):
         order = contenders[run % len(contenders):] + contenders[:run % len(contenders)]
         for contender in order:
             _log(f"{label}: {provider} {contender} run {run + 1}/{runs}")
             per_run[contender].append(_child(
-                "_calls.py", "--provider", provider, "--contender", contender,
+                script, group_flag, provider, "--contender", contender,
                 "--calls", str(calls), "--warmup", str(warmup), *extra))
     return per_run
 
@@ -227,14 +229,8 @@ def frameworks_section(runs: int, calls: int, warmup: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for case, contenders in cases.items():
         n = calls if case == "langchain" else max(100, calls // 4)
-        per_run: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
-        for run in range(runs):
-            order = contenders[run % len(contenders):] + contenders[:run % len(contenders)]
-            for contender in order:
-                _log(f"frameworks: {case} {contender} run {run + 1}/{runs}")
-                per_run[contender].append(_child(
-                    "_frameworks.py", "--case", case, "--contender", contender,
-                    "--calls", str(n), "--warmup", str(warmup)))
+        per_run = _paired_runs("frameworks", case, contenders, runs, n, warmup,
+                               script="_frameworks.py", group_flag="--case")
         results[case] = {"runs": per_run,
                          "not_measured": [] if "langfuse" in contenders or case != "langchain"
                          else ["langfuse (not installed)"]}
