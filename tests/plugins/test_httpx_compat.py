@@ -641,11 +641,8 @@ def _content_chunk(text: str, finish: str | None = None, **extra: Any) -> dict[s
             "usage": None}
 
 
-@pytest.mark.parametrize("separators", [(",", ":"), (", ", ": ")])
-def test_chat_reader_skips_only_chunks_that_differ_in_their_content_text(separators,
-                                                                         monkeypatch):
-    # a chunk shaped as the last one read, but for its content text, is not even decoded;
-    # any other difference (model, a quote that could end the text early) is read
+def _count_parses(monkeypatch: Any) -> list[str]:
+    """Every JSON text the httpx hook's parser decodes from now on (the list fills up)."""
     from paid_hooks_httpx import _parse
 
     parsed: list[str] = []
@@ -656,6 +653,16 @@ def test_chat_reader_skips_only_chunks_that_differ_in_their_content_text(separat
         return real(text)
 
     monkeypatch.setattr(_parse, "loads_text", counting)
+    return parsed
+
+
+@pytest.mark.parametrize("separators", [(",", ":"), (", ", ": ")])
+def test_chat_reader_skips_only_chunks_that_differ_in_their_content_text(separators,
+                                                                         monkeypatch):
+    # a chunk shaped as the last one read, but for its content text, is not even decoded;
+    # any other difference (model, a quote that could end the text early) is read
+
+    parsed = _count_parses(monkeypatch)
     usage = {"prompt_tokens": 11, "completion_tokens": 22}
     # the injected finish_reason is only seen if the chunk with quotes in its text is read:
     # without it, usage on a chunk with choices would not count as final
@@ -719,16 +726,8 @@ def test_chat_reader_skips_runs_in_place_as_it_reads_them_one_by_one(separators,
     # runs of content chunks are passed over inside the buffer (no split); whatever the
     # network cut, the result is the one reading every chunk gives, and only the chunks
     # that matter are parsed
-    from paid_hooks_httpx import _parse
 
-    parsed: list[str] = []
-    real = _parse.loads_text
-
-    def counting(text: str) -> Any:
-        parsed.append(text)
-        return real(text)
-
-    monkeypatch.setattr(_parse, "loads_text", counting)
+    parsed = _count_parses(monkeypatch)
     usage = {"prompt_tokens": 11, "completion_tokens": 22}
 
     def event(chunk: Any) -> bytes:
@@ -872,14 +871,7 @@ def test_whole_chat_body_reads_two_chunks_only(monkeypatch):
     # the usual stream: its first chunk (the id) and its usage chunk are all that is decoded
     from paid_hooks_httpx import _parse
 
-    parsed: list[str] = []
-    real = _parse.loads_text
-
-    def counting(text: str) -> Any:
-        parsed.append(text)
-        return real(text)
-
-    monkeypatch.setattr(_parse, "loads_text", counting)
+    parsed = _count_parses(monkeypatch)
     result = _parse.read_body("openai.chat", "text/event-stream", _chat_bodies()["usual"],
                               eof=True)
     assert len(parsed) == 2
@@ -942,14 +934,7 @@ def test_whole_anthropic_body_reads_as_every_event_does(name):
 def test_whole_anthropic_body_passes_over_the_deltas_unread(monkeypatch):
     from paid_hooks_httpx import _parse
 
-    parsed: list[str] = []
-    real = _parse.loads_text
-
-    def counting(text: str) -> Any:
-        parsed.append(text)
-        return real(text)
-
-    monkeypatch.setattr(_parse, "loads_text", counting)
+    parsed = _count_parses(monkeypatch)
     result = _parse.read_body("anthropic.messages", "text/event-stream",
                               _anthropic_bodies()["usual"], eof=True)
     assert len(parsed) == 3  # message_start, message_delta, message_stop
