@@ -896,6 +896,85 @@ def test_stream_cut_before_any_finish_reason(fake_provider: Any,
     assert row["response_id"] == "chatcmpl-inline"
 
 
+def test_stream_cut_while_a_choice_is_still_going(fake_provider: Any,
+                                                 paid_ledger: LedgerView) -> None:
+    """n=2: choice 1 finished, choice 0 had more to say when the stream ended: cut short."""
+    client = _chunks_route(fake_provider, "n2-half", N2_STREAM[:4])
+    with trace():
+        assert len(list(client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                        stream=True, n=2))) == 4
+    [row] = paid_ledger.calls()
+    assert (row["cost_status"], row["cost_reason"]) == ("usage_unknown", "stream_closed_early")
+    assert row["response_id"] == "chatcmpl-inline" and row["model"] == SERVED
+
+
+def test_stream_azure_annotation_after_the_finish_chunk_without_usage(
+        fake_provider: Any, paid_ledger: LedgerView) -> None:
+    """A content-filter chunk (no id) after the finish chunk does not make a complete
+    response look cut."""
+    client = _chunks_route(fake_provider, "azure-no-usage",
+                           [AZURE_FILTER, _chunk([_delta(0, "Yes")]),
+                            _chunk([_delta(0, None, "stop")]), AZURE_ANNOTATION, "[DONE]"])
+    with trace():
+        assert len(list(client.chat.completions.create(
+            model=MODEL, messages=MESSAGES, stream=True,
+            stream_options={"include_usage": False}))) == 4
+    [row] = paid_ledger.calls()
+    assert (row["cost_status"], row["cost_reason"]) == ("usage_unknown", "not_reported")
+    assert row["response_id"] == "chatcmpl-inline" and row["model"] == SERVED
+
+
+def test_stream_chunks_without_id_or_choices(fake_provider: Any,
+                                            paid_ledger: LedgerView) -> None:
+    """Chunks sent without an id or choices (the SDK reads them as None) are shown as they
+    are and never name the call; a usage chunk without choices is still the hidden one."""
+    no_id = {k: v for k, v in _chunk([_delta(0, "a")]).items() if k != "id"}
+    no_choices = {k: v for k, v in _chunk([]).items() if k != "choices"}
+    usage_without_choices = {k: v for k, v in _usage_chunk().items() if k != "choices"}
+    client = _chunks_route(fake_provider, "missing",
+                           [no_id, no_choices, _chunk([_delta(0, "b", "stop")]),
+                            usage_without_choices, "[DONE]"])
+    with trace():
+        chunks = list(client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                      stream=True))
+    assert [c.id for c in chunks] == [None, "chatcmpl-inline", "chatcmpl-inline"]
+    [row] = paid_ledger.calls()
+    assert_priced(row, model=SERVED, streaming=True)
+    assert row["response_id"] == "chatcmpl-inline"
+
+
+@pytest.mark.parametrize("hide", [False, True], ids=["shown", "hidden"])
+def test_stream_of_plain_dicts_is_read_field_by_field(fake_provider: Any,
+                                                      paid_ledger: LedgerView,
+                                                      hide: bool) -> None:
+    """Items that are not the SDK's chunk objects (here an ``openai.Stream`` of dicts, from
+    the SDK's low-level ``post``) fail the loop's attribute reads and are read field by
+    field: the usage, the names and the hidden usage chunk come out as for chunks."""
+    import openai as sdk
+
+    import paid_hooks
+    from paid_hooks_openai._streams import ChatChunks, wrap_stream
+
+    _chunks_route(fake_provider, f"dicts-{hide}",
+                  [_chunk([_delta(0, "a")]), _chunk([_delta(0, None, "stop")]),
+                   _usage_chunk(), "[DONE]"])
+    sdk_client = OpenAI(base_url=f"{fake_provider.url}/dicts-{hide}", api_key=API_KEY,
+                        max_retries=0)
+    with trace():
+        raw = sdk_client.post("/chat/completions", body={"model": MODEL, "stream": True},
+                              cast_to=dict[str, Any], stream=True,
+                              stream_cls=sdk.Stream[dict[str, Any]])
+        handle = paid_hooks.start_call(provider="openai", operation="chat",
+                                       request_model=MODEL, streaming=True,
+                                       captured_by="openai")
+        items = list(wrap_stream(raw, handle, ChatChunks(hide)))
+    assert all(type(item) is dict for item in items)
+    assert len(items) == (2 if hide else 3)
+    [row] = paid_ledger.calls()
+    assert_priced(row, model=SERVED, streaming=True)
+    assert row["response_id"] == "chatcmpl-inline"
+
+
 def test_stream_error_after_the_usage_chunk_keeps_the_usage(
         fake_provider: Any, paid_ledger: LedgerView) -> None:
     client = _chunks_route(fake_provider, "usage-then-error",
