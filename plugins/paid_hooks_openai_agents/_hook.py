@@ -132,12 +132,10 @@ class PaidOpenAIAgentsHook(RunHooks[Any]):
                 if key is not None and coordination.settle(key):
                     return  # the tracing processor recorded this call
                 handle = pending[2]
-            try:
-                self._record(handle, agent, response)
-            except Exception:
-                log.warning("paid_hooks: openai_agents hook could not read a response",
-                            exc_info=True)
-                handle.usage_unknown("unreadable_response")
+            if getattr(response, "response_id", None) == FAKE_RESPONSE_ID:
+                handle.streaming = True
+            # read on the pipeline worker (_response_reading): the run goes on meanwhile
+            handle.finish_later(_response_reading, (response, agent, handle.request_model))
         except Exception:
             log.warning("paid_hooks: openai_agents hook could not record a call", exc_info=True)
 
@@ -197,24 +195,29 @@ class PaidOpenAIAgentsHook(RunHooks[Any]):
                 return first
             return entries.pop(0)
 
-    def _record(self, handle: paid_hooks.CallHandle, agent: Any, response: Any) -> None:
-        raw_id = getattr(response, "response_id", None)
-        streamed = raw_id == FAKE_RESPONSE_ID
-        response_id: str | None = raw_id if isinstance(raw_id, str) and not streamed else None
-        sent_model: str | None = None
-        if response_id is None:
-            response_id, sent_model = output_response_id(getattr(response, "output", None))
-        if streamed:
-            handle.streaming = True
-        # The Chat Completions model tags its output with the model it actually called,
-        # which differs from the agent's when RunConfig(model=...) overrides it.
-        response_model = sent_model if sent_model and sent_model != handle.request_model else None
-        usage = _response_usage(getattr(response, "usage", None))
-        if usage is None or (usage.input_tokens == 0 and usage.output_tokens == 0):  # is_zero
-            settings = getattr(agent, "model_settings", None)
-            reason = zero_usage_reason(
-                streamed=True if streamed else (False if response_id else None),
-                include_usage=getattr(settings, "include_usage", None))
-            handle.usage_unknown(reason, response_model=response_model, response_id=response_id)
-            return
-        handle.finish(usage, response_model=response_model, response_id=response_id)
+
+def _response_reading(source: tuple[Any, Any, str | None]) -> paid_hooks.CallReading:
+    """What one model response reported (run on the pipeline worker): ``source`` is (the
+    SDK's ``ModelResponse``, the agent, the model the call was started under).
+
+    The id: the response's own, or the ``chatcmpl-...`` id its output items carry (the
+    Chat Completions model reports none, or ``__fake_id__`` when streamed). The Chat
+    Completions model tags its output with the model it actually called, which differs
+    from the agent's when ``RunConfig(model=...)`` overrides it. A usage of zeros (or
+    none) is usage unknown, for the reason :func:`zero_usage_reason` gives."""
+    response, agent, request_model = source
+    raw_id = getattr(response, "response_id", None)
+    streamed = raw_id == FAKE_RESPONSE_ID
+    response_id: str | None = raw_id if isinstance(raw_id, str) and not streamed else None
+    sent_model: str | None = None
+    if response_id is None:
+        response_id, sent_model = output_response_id(getattr(response, "output", None))
+    response_model = sent_model if sent_model and sent_model != request_model else None
+    usage = _response_usage(getattr(response, "usage", None))
+    if usage is None or (usage.input_tokens == 0 and usage.output_tokens == 0):  # is_zero
+        settings = getattr(agent, "model_settings", None)
+        reason = zero_usage_reason(
+            streamed=True if streamed else (False if response_id else None),
+            include_usage=getattr(settings, "include_usage", None))
+        return paid_hooks.CallReading(None, response_model, response_id, None, reason)
+    return paid_hooks.CallReading(usage, response_model, response_id)
