@@ -948,8 +948,8 @@ def test_stream_of_plain_dicts_is_read_field_by_field(fake_provider: Any,
                                                       paid_ledger: LedgerView,
                                                       hide: bool) -> None:
     """Items that are not the SDK's chunk objects (here an ``openai.Stream`` of dicts, from
-    the SDK's low-level ``post``) fail the loop's attribute reads and are read field by
-    field: the usage, the names and the hidden usage chunk come out as for chunks."""
+    the SDK's low-level ``post``) are read field by field: the usage, the names and the
+    hidden usage chunk come out as for chunks."""
     import openai as sdk
 
     import paid_hooks
@@ -1074,6 +1074,6 @@ def test_stream_runs_few_plugin_functions(client: PaidOpenAI, fake_provider: Any
     assert calls.pop("_chat_sync") == len(chunks) + 1  # once per item, and to the end
     assert calls == {"get": 3, "method": 1, "record_sync": 1, "_prepare": 1,
                      "prepare_request": 1, "_raw_mode": 1, "_injection_enabled": 1,
-                     "_record_result": 1, "__init__": 2, "wrap_stream": 1,
+                     "_record_result": 1, "__init__": 1, "wrap_stream": 1,
                      "__iter__": 1, "response_closed": 1, "settle": 1, "__del__": 1}
     assert len(paid_ledger.calls()) == 2
