@@ -33,10 +33,10 @@ from typing import Any
 
 import paid_hooks
 from paid_hooks.plugin_kit import field, field_reader
-from paid_hooks_anthropic._usage import StreamUsage
+from paid_hooks_anthropic._usage import StreamUsage, merged_usage_and_tier
 
 __all__ = ["CLOSED_EARLY", "AsyncStreamRecorder", "StreamRecorder", "observe_async_stream",
-           "observe_stream"]
+           "observe_stream", "stream_reading"]
 
 log = logging.getLogger("paid_hooks.anthropic")
 
@@ -63,14 +63,14 @@ class StreamRecorder(StreamUsage):
     separate guard object did, in one object.
     """
 
-    __slots__ = ("_handle", "_model", "_response_id", "_settled", "_started", "_stream")
+    __slots__ = ("_handle", "_message", "_settled", "_started", "_stream")
 
     def __init__(self, handle: paid_hooks.CallHandle) -> None:
         self._handle = handle
         self._reported = None
         self.final_seen = False
-        self._model: str | None = None
-        self._response_id: str | None = None
+        self._message: Any = None
+        """``message_start``'s message (its usage, model and id are read on the worker)."""
         self._started = False
         self._settled = False
         """True once the call was handed to the handle (which records it once)."""
@@ -86,10 +86,9 @@ class StreamRecorder(StreamUsage):
             if not known:
                 kind = _KIND_OF_TYPE.get(field(event, "type"), _SKIP)
             if kind == _START:
-                usage, self._model, self._response_id = _MESSAGE(
-                    getattr(event, "message", None) if known else field(event, "message"))
+                self._message = (getattr(event, "message", None) if known
+                                 else field(event, "message"))
                 self._started = True
-                self.merge(usage, final=False)
             elif kind == _DELTA:
                 self.merge(getattr(event, "usage", None) if known else field(event, "usage"),
                            final=True)
@@ -99,7 +98,8 @@ class StreamRecorder(StreamUsage):
             log.warning("paid_hooks: could not read an anthropic stream event", exc_info=True)
 
     def settle(self, reason: str) -> None:
-        """Record now: the merged usage if the final counts arrived, else ``usage_unknown``.
+        """Record now, reading later (:func:`stream_reading`, on the pipeline worker): the
+        merged usage if the final counts arrived, else ``usage_unknown(reason)``.
 
         Without a lock: the handle records once whoever calls first (a close on another
         thread, or a collection that runs this again from inside it, finds it done).
@@ -110,13 +110,9 @@ class StreamRecorder(StreamUsage):
             self._settled = True
             return
         try:
-            usage, tier = self.usage_and_tier() if self.final_seen else (None, None)
-            if usage is not None:
-                handle.finish(usage, response_model=self._model,
-                              response_id=self._response_id, service_tier=tier)
-            else:
-                handle.usage_unknown(reason, response_model=self._model,
-                                     response_id=self._response_id)
+            deltas = self._reported
+            handle.finish_later(stream_reading, (
+                self._message, tuple(deltas) if self.final_seen and deltas else None, reason))
             self._settled = True
         except Exception:
             log.warning("paid_hooks: could not record an anthropic stream", exc_info=True)
@@ -146,6 +142,21 @@ class StreamRecorder(StreamUsage):
                 self.settle(CLOSED_EARLY)
         except BaseException:  # never raise from a finalizer
             pass
+
+
+def stream_reading(source: tuple[Any, tuple[Any, ...] | None, str]) -> paid_hooks.CallReading:
+    """What a stream reported (run on the pipeline worker): ``source`` is (the
+    ``message_start`` message or None, the ``message_delta`` usage objects, None unless
+    the final counts arrived, the reason to record without them). The usage merges the
+    message's usage and the deltas' (later values win)."""
+    message, deltas, reason = source
+    usage = model = response_id = None
+    if message is not None:
+        usage, model, response_id = _MESSAGE(message)
+    if deltas is None:
+        return paid_hooks.CallReading(None, model, response_id, None, reason)
+    merged, tier = merged_usage_and_tier(deltas if usage is None else (usage, *deltas))
+    return paid_hooks.CallReading(merged, model, response_id, tier, reason)
 
 
 class AsyncStreamRecorder(StreamRecorder):

@@ -18,7 +18,7 @@ merges the two with later values winning, never summing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import paid_hooks
@@ -193,13 +193,9 @@ def usage_and_tier(usage: Any) -> tuple[paid_hooks.Usage | None, str | None]:
 
 
 class StreamUsage:
-    """The usage of one stream, merged from its events: later reported values win.
-
-    ``merge`` only keeps the usage objects it is given (the SDK never changes an event
-    once it has yielded it); they are read and merged once, by :meth:`usage_and_tier`,
-    when the call is recorded. A stream reports twice (``message_start`` and
-    ``message_delta``), so keeping costs less than reading each at once.
-    """
+    """The usage objects of one stream's ``message_delta`` events, kept as they came (the
+    SDK never changes an event once it has yielded it): read and merged once, on the
+    pipeline worker (:func:`merged_usage_and_tier`), after the call is recorded."""
 
     __slots__ = ("_reported", "final_seen")
 
@@ -220,27 +216,17 @@ class StreamUsage:
         if final:
             self.final_seen = True
 
-    def _values(self) -> tuple[Any, ...] | None:
-        """The merged fields, in ``_MERGED_FIELDS`` order; ``None`` before any usage."""
-        reported = self._reported
-        if reported is None:
-            return None
-        values = _MERGED(reported[0])
-        for usage in reported[1:]:
-            values = tuple([old if new is None else new
-                            for old, new in zip(values, _MERGED(usage), strict=True)])
-        return values
 
-    def usage_and_tier(self) -> tuple[paid_hooks.Usage | None, str | None]:
-        """``(usage(), service_tier())``, merging once."""
-        values = self._values()
-        if values is None:
-            return None, None
-        tier = values[-1]
-        return usage_from_values(*values[:-1]), tier if isinstance(tier, str) else None
-
-    def usage(self) -> paid_hooks.Usage | None:
-        return self.usage_and_tier()[0]
-
-    def service_tier(self) -> str | None:
-        return self.usage_and_tier()[1]
+def merged_usage_and_tier(reported: Sequence[Any]
+                          ) -> tuple[paid_hooks.Usage | None, str | None]:
+    """The usage and service tier of a stream that reported the usage objects
+    ``reported`` (``message_start``'s first): later reported values win, field by field;
+    ``(None, None)`` for none."""
+    if not reported:
+        return None, None
+    values = _MERGED(reported[0])
+    for usage in reported[1:]:
+        values = tuple([old if new is None else new
+                        for old, new in zip(values, _MERGED(usage), strict=True)])
+    tier = values[-1]
+    return usage_from_values(*values[:-1]), tier if isinstance(tier, str) else None

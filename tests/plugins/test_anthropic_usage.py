@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from paid_hooks import Usage
-from paid_hooks_anthropic._usage import StreamUsage, message_usage
+from paid_hooks_anthropic._usage import StreamUsage, merged_usage_and_tier, message_usage
 
 
 def test_input_includes_cache_reads_and_writes_and_output_includes_thinking():
@@ -68,9 +68,10 @@ def test_stream_merge_later_values_win_and_nothing_is_summed():
     merged.merge({"output_tokens": 250, "cache_read_input_tokens": 90,
                   "output_tokens_details": {"thinking_tokens": 30}}, final=True)
     assert merged.final_seen
-    assert merged.usage() == Usage(input_tokens=100, output_tokens=250, cache_read_tokens=90,
-                                   reasoning_tokens=30)
-    assert merged.service_tier() == "standard"
+    assert merged_usage_and_tier(merged._reported or []) == (
+        Usage(input_tokens=100, output_tokens=250, cache_read_tokens=90, reasoning_tokens=30),
+        "standard")
+    assert merged_usage_and_tier([]) == (None, None)
 
 
 counts = st.integers(min_value=0, max_value=10**6)
@@ -87,5 +88,6 @@ def test_stream_merge_equals_the_whole_message(plain, read, write, output, repea
         delta.update(input_tokens=plain, cache_read_input_tokens=read,
                      cache_creation_input_tokens=write)
     merged.merge(delta, final=True)
-    assert merged.usage() == message_usage(whole)
-    assert merged.usage().input_tokens == plain + read + write
+    usage, _ = merged_usage_and_tier(merged._reported or [])
+    assert usage == message_usage(whole)
+    assert usage is not None and usage.input_tokens == plain + read + write
