@@ -11,6 +11,16 @@ Nesting rules:
 A ``paid_tracing`` trace is always a new OpenTelemetry trace (a root span), linked to the
 span that was current when it started (an HTTP request span, say), so that two outcomes
 handled in one request never share a trace id.
+
+Trace ids of the default set-up: when only this library's ledger sees the spans (no
+tracer provider of the application, no OTLP export), a trace is a root context of ids
+drawn here, and its trace id has the AWS X-Ray layout: the top 32 bits are the Unix time
+in seconds when the trace began, the low 96 bits random (still a valid W3C trace id; its
+random part is the one W3C Trace Context level 2 asks for); the root's span id is 64
+random bits; neither id is ever 0. Trace ids then grow with time, so the ledger's rows
+go in at the right edge of its trace-id indexes instead of dirtying a random B-tree page
+each (a SQLite write of 200k rows: 5.3 instead of 7.9 µs a row, a gap that grows with
+the ledger). Whenever a tracer provider makes the spans, its SDK draws the ids as usual.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import json
 import logging
 import random
 import secrets
+import time
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any, NamedTuple, TypeVar, cast
@@ -61,7 +72,9 @@ _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 
 
 _getrandbits = random.getrandbits
+_time = time.time
 _SPAN_ID_MASK = (1 << 64) - 1
+_SECONDS_MASK = (1 << 32) - 1
 _tuple_new = tuple.__new__
 
 
@@ -167,15 +180,19 @@ class paid_tracing:
             ledger_only = runtime.pipeline.ledger_only()
             if ledger_only:
                 # Only the ledger would see this span, and it stores no trace spans: a
-                # root context (fresh random ids, as the SDK draws them) is all we need.
-                # It stays out of OpenTelemetry's current context: the application's own
-                # spans keep their parent (no span nobody exports becomes their root),
-                # and SDKs with built-in tracing (anthropic) see no trace to propagate.
-                bits = _getrandbits(192)  # both ids in one draw
-                trace_id, span_id = bits >> 64, bits & _SPAN_ID_MASK
+                # root context (fresh ids, time-ordered) is all we need. It stays out of
+                # OpenTelemetry's current context: the application's own spans keep
+                # their parent (no span nobody exports becomes their root), and SDKs
+                # with built-in tracing (anthropic) see no trace to propagate.
+                # Trace id: Unix seconds, then 96 random bits (see the module docstring);
+                # written out, not a helper: one Python call fewer per trace.
+                bits = _getrandbits(160)  # the trace id's random part and the span id
+                trace_id = ((int(_time()) & _SECONDS_MASK) << 96) | (bits >> 64)
+                span_id = bits & _SPAN_ID_MASK
                 while not (trace_id and span_id):
-                    bits = _getrandbits(192)
-                    trace_id, span_id = bits >> 64, bits & _SPAN_ID_MASK
+                    bits = _getrandbits(160)
+                    trace_id = ((int(_time()) & _SECONDS_MASK) << 96) | (bits >> 64)
+                    span_id = bits & _SPAN_ID_MASK
                 span = NonRecordingSpan(
                     _tuple_new(SpanContext, (trace_id, span_id, False, _SAMPLED,
                                              DEFAULT_TRACE_STATE, True))

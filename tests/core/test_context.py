@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -13,7 +14,7 @@ from opentelemetry import trace
 
 import paid_hooks
 from paid_hooks import current_scope, paid_tracing, signal
-from paid_hooks.context import ContextExecutor, wrap
+from paid_hooks.context import ContextExecutor, TraceScope, wrap
 from paid_hooks.testing import FakeReply, FakeUsage
 
 from .conftest import MESSAGES, MODEL, expected_cost
@@ -61,6 +62,53 @@ def test_nested_other_customer_starts_its_own_linked_trace(paid_ledger, fake_pro
     for scope in (inner, outer):
         assert not scope.root_span.is_recording()
         assert scope.root_span.get_span_context().trace_id == scope.trace_id
+
+
+def _ledger_only_scope() -> TraceScope:
+    with paid_tracing("acme", external_agent_id="sdr"):
+        scope = current_scope()
+    assert scope is not None and not scope.root_span.is_recording()
+    return scope
+
+
+def test_ledger_only_trace_ids_start_with_the_unix_second(paid_ledger, monkeypatch):
+    """Default set-up: X-Ray layout, 32 bits of Unix seconds then 96 random bits, so trace
+    ids made in a later second sort after every earlier one (the ledger's indexes grow at
+    their right edge)."""
+    from paid_hooks import tracing
+
+    clock = [1_767_225_600.9]  # 2026-01-01, and later seconds below
+    monkeypatch.setattr(tracing, "_time", lambda: clock[0])
+    ids = []
+    for second in range(5):
+        clock[0] = 1_767_225_600.9 + second
+        ids.append([_ledger_only_scope().trace_id for _ in range(20)])
+    for second, made in enumerate(ids):
+        assert {trace_id >> 96 for trace_id in made} == {1_767_225_600 + second}
+        assert all(0 < trace_id < 1 << 128 for trace_id in made)
+    for earlier, later in itertools.pairwise(ids):
+        assert max(earlier) < min(later)
+
+
+def test_ledger_only_trace_ids_keep_96_random_bits_and_are_never_zero(paid_ledger,
+                                                                      monkeypatch):
+    from paid_hooks import tracing
+
+    monkeypatch.setattr(tracing, "_time", lambda: 1_767_225_600.0)
+    scopes = [_ledger_only_scope() for _ in range(200)]
+    low = [scope.trace_id & ((1 << 96) - 1) for scope in scopes]
+    assert len(set(low)) == len(low)
+    # every one of the 96 low bits varies (a stuck bit would show in 200 draws)
+    assert all(len({value >> bit & 1 for value in low}) == 2 for bit in range(96))
+    span_ids = {scope.root_span.get_span_context().span_id for scope in scopes}
+    assert len(span_ids) == len(scopes) and 0 not in span_ids
+
+    # A draw of zeros is drawn again: neither id is ever 0 (even at the epoch).
+    draws = iter([0, 0, (5 << 64) | 7])
+    monkeypatch.setattr(tracing, "_getrandbits", lambda bits: next(draws))
+    monkeypatch.setattr(tracing, "_time", lambda: 0.0)
+    scope = _ledger_only_scope()
+    assert (scope.trace_id, scope.root_span.get_span_context().span_id) == (5, 7)
 
 
 def test_nested_other_customer_links_its_root_span_to_the_outer_one(tmp_path):
