@@ -258,6 +258,18 @@ class _FastPrices:
         from genai_prices.units import _get_registry
 
         self._get_snapshot = data_snapshot.get_snapshot
+        # get_snapshot() is "the custom snapshot, else the bundled one (cached)": read
+        # here as the module's attribute and the bundled snapshot kept, a Python call
+        # fewer per call (~0.1 µs). Checked to agree now; another layout: the call.
+        self._snapshots: Any = None
+        self._bundled: Any = None
+        custom = getattr(data_snapshot, "_custom_snapshot", self)
+        bundled = getattr(data_snapshot, "_bundled_snapshot", None)
+        if custom is not self and callable(bundled):
+            self._bundled = bundled()
+            if data_snapshot.get_snapshot() is (custom if custom is not None
+                                                else self._bundled):
+                self._snapshots = data_snapshot
         self._registry = _get_registry()
         self._collect = types._collect_resolved_model_prices
         self._validate = validation.validate_priced_units
@@ -282,7 +294,13 @@ class _FastPrices:
         for value in kwargs.values():
             if type(value) is not int or value < 0:
                 return None
-        snapshot = self._get_snapshot()
+        snapshots = self._snapshots
+        if snapshots is not None:
+            snapshot = snapshots._custom_snapshot
+            if snapshot is None:
+                snapshot = self._bundled
+        else:
+            snapshot = self._get_snapshot()
         if snapshot is not self._snapshot:
             self._models.clear()
             self._plans.clear()
@@ -297,6 +315,14 @@ class _FastPrices:
             plan = self._new_plan(snapshot, model_ref, provider_id, context_key, start_time_ns)
             self._plans[plan_key] = plan
         if type(plan) is _Plan:
+            # _apply's lookups written out, for a function it made already (a Python
+            # call fewer, ~0.1 µs); anything else (None included) is left to _apply.
+            keys = tuple(kwargs)
+            compiled = plan.compiled.get(keys)
+            if compiled is _BY_SIGNS:
+                compiled = plan.by_signs.get((keys, tuple(map(bool, kwargs.values()))))
+            if compiled is not None:
+                return cast(_Priced, compiled)(kwargs)
             return self._apply(plan, kwargs)
         return _UNKNOWN_MODEL if plan is _UNKNOWN_MODEL else None
 
@@ -467,7 +493,8 @@ def _compile(plan: _Plan, reported: tuple[str, ...]) -> _Priced:
             values[f"k{index}"] = price * Decimal(1 if key == "requests" else 0) / per
             lines.append(f"    total += k{index}")
             continue
-        values[f"p{index}"], values[f"per{index}"] = price, per
+        # per as a Decimal: the division converts an int to this very Decimal per call
+        values[f"p{index}"], values[f"per{index}"] = price, Decimal(per)
         if tiers:
             lines.append(f"    price = p{index}")
             for tier, (start, tier_price) in enumerate(tiers):

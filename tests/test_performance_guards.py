@@ -170,7 +170,7 @@ def test_ledger_only_set_up_writes_the_same_rows_without_building_spans(tmp_path
         assert len({r["trace_id"] for r in rows}) == 1
 
 
-@pytest.mark.parametrize("count", [1, 255, 256, 257, 700])
+@pytest.mark.parametrize("count", [1, 2, 255, 256, 257, 700, 1057, 2200])
 def test_sqlite_multi_row_insert_keeps_executemany_semantics(tmp_path, count):
     """Rows go in with multi-row statements (one GIL release per statement, not per row);
     duplicates within one batch still keep the richest row, as executemany did."""

@@ -136,6 +136,22 @@ def test_rows_are_call_rows_with_nan_for_none(seed):
         assert [_same(v, _NULL) for v in row] == [_same(v, None) for v in call_row(rec)]
 
 
+@pytest.mark.parametrize("seed", range(2))
+def test_rows_from_a_records_parts_are_its_rows(seed):
+    """The ledger-only path builds a call's row from the parts of its record, without the
+    record (``parts`` of a row builder): the same row, value for value, type for type."""
+    rng = random.Random(seed)
+    for rec in _awkward_calls() + [random_call(rng, 6, n) for n in range(300)]:
+        parts = (rec.call, rec.trace_id, rec.span_id, rec.external_customer_id,
+                 rec.external_agent_id, rec.cost_status, rec.price, rec.cost_reason)
+        for builder in (call_row, _sqlite_call_row):
+            expected = builder(rec)
+            row = builder.parts(*parts)
+            assert [(type(v), v) for v in row if v == v] == [
+                (type(v), v) for v in expected if v == v]  # (NaN != NaN)
+            assert [v != v for v in row] == [v != v for v in expected]
+
+
 def test_multi_row_statements_bind_plain_values_only():
     """A row of expressions would make SQLite compile the statement in quadratic time."""
     sql = _multi_row_sql(SQLITE.insert_call(), 3)
