@@ -258,18 +258,6 @@ class _FastPrices:
         from genai_prices.units import _get_registry
 
         self._get_snapshot = data_snapshot.get_snapshot
-        # get_snapshot() is "the custom snapshot, else the bundled one (cached)": read
-        # here as the module's attribute and the bundled snapshot kept, a Python call
-        # fewer per call (~0.1 µs). Checked to agree now; another layout: the call.
-        self._snapshots: Any = None
-        self._bundled: Any = None
-        custom = getattr(data_snapshot, "_custom_snapshot", self)
-        bundled = getattr(data_snapshot, "_bundled_snapshot", None)
-        if custom is not self and callable(bundled):
-            self._bundled = bundled()
-            if data_snapshot.get_snapshot() is (custom if custom is not None
-                                                else self._bundled):
-                self._snapshots = data_snapshot
         self._registry = _get_registry()
         self._collect = types._collect_resolved_model_prices
         self._validate = validation.validate_priced_units
@@ -294,13 +282,7 @@ class _FastPrices:
         for value in kwargs.values():
             if type(value) is not int or value < 0:
                 return None
-        snapshots = self._snapshots
-        if snapshots is not None:
-            snapshot = snapshots._custom_snapshot
-            if snapshot is None:
-                snapshot = self._bundled
-        else:
-            snapshot = self._get_snapshot()
+        snapshot = self._get_snapshot()
         if snapshot is not self._snapshot:
             self._models.clear()
             self._plans.clear()
