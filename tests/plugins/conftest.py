@@ -6,7 +6,9 @@ or with ``pytest.mark.usefixtures``, never autouse here).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -45,3 +47,21 @@ def agents_tracing() -> Iterator[None]:
     finally:
         paid_hooks.uninstrument("openai_agents", "openai")
         set_trace_provider(previous)
+
+
+@pytest.fixture
+def reader_threads(monkeypatch: pytest.MonkeyPatch) -> Callable[[Any, str], list[str]]:
+    """``reader_threads(owner, name)`` wraps the function ``owner.name`` (restored after the
+    test) and returns the list of the names of the threads it then runs on, in order."""
+    def watch(owner: Any, name: str) -> list[str]:
+        threads: list[str] = []
+        original = getattr(owner, name)
+
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            threads.append(threading.current_thread().name)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, watched)
+        return threads
+
+    return watch

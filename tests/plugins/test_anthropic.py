@@ -689,21 +689,12 @@ def test_stream_events_are_read_by_type_or_by_class(paid_ledger, as_dicts):
 
 
 def test_stream_usage_is_read_on_the_pipeline_worker(paid_ledger, fake_provider, client,
-                                                     monkeypatch):
+                                                     reader_threads):
     """The stream's events are only kept on the caller's thread; the usage, model and id
     are read and merged on the pipeline worker."""
-    import threading
-
     from paid_hooks_anthropic import _streams
 
-    readers: list[str] = []
-    original = _streams.stream_reading
-
-    def watched(source: Any) -> Any:
-        readers.append(threading.current_thread().name)
-        return original(source)
-
-    monkeypatch.setattr(_streams, "stream_reading", watched)
+    readers = reader_threads(_streams, "stream_reading")
     fake_provider.queue(FakeReply(usage=FakeUsage(1000, 100)))
     with paid_tracing("acme", external_agent_id="support"):
         assert len(list(client.messages.create(model=MODEL, max_tokens=64,

@@ -183,23 +183,17 @@ async def test_hook_stream_cut_short_is_usage_unknown(
 
 
 async def test_hook_reads_the_response_on_the_pipeline_worker(
-        paid_ledger: LedgerView, fake_provider: FakeProviderServer, client: AsyncOpenAI) -> None:
+        paid_ledger: LedgerView, fake_provider: FakeProviderServer, client: AsyncOpenAI,
+        reader_threads: Any) -> None:
     """on_llm_end only hands the response over: it is read on the pipeline worker (the
     run does not wait for it), and a response that cannot be read is recorded as
     ``unreadable_response`` without anything raising into the run."""
-    import threading
-
     from agents import ModelResponse, RunContextWrapper
     from agents.usage import Usage as AgentsUsage
 
     from paid_hooks_openai_agents import _hook
 
-    readers: list[str] = []
-    original = _hook._response_reading
-
-    def watched(source: Any) -> Any:
-        readers.append(threading.current_thread().name)
-        return original(source)
+    readers = reader_threads(_hook, "_response_reading")
 
     class Unreadable:
         response_id = None
@@ -212,17 +206,13 @@ async def test_hook_reads_the_response_on_the_pipeline_worker(
     agent = chat_agent(client)
     context: RunContextWrapper[Any] = RunContextWrapper(context=None)
     with paid_tracing("acme", external_agent_id="support"):
-        _hook._response_reading = watched  # type: ignore[assignment]
-        try:
-            for response in (ModelResponse(output=[], usage=AgentsUsage(
-                    requests=1, input_tokens=USAGE.input_tokens,
-                    output_tokens=USAGE.output_tokens), response_id="resp_direct"),
-                             Unreadable()):
-                await hook.on_llm_start(context, agent, None, [])
-                await hook.on_llm_end(context, agent, response)
-            paid_hooks.flush(10)
-        finally:
-            _hook._response_reading = original  # type: ignore[assignment]
+        for response in (ModelResponse(output=[], usage=AgentsUsage(
+                requests=1, input_tokens=USAGE.input_tokens,
+                output_tokens=USAGE.output_tokens), response_id="resp_direct"),
+                         Unreadable()):
+            await hook.on_llm_start(context, agent, None, [])
+            await hook.on_llm_end(context, agent, response)
+        paid_hooks.flush(10)
     assert readers == ["paid-hooks-pipeline"] * 2
     rows = {row["response_id"]: row for row in paid_ledger.calls()}
     assert rows["resp_direct"]["input_tokens"] == USAGE.input_tokens

@@ -96,21 +96,12 @@ def test_create_records_exact_tokens_and_cost(client: PaidOpenAI, fake_provider:
 @pytest.mark.parametrize("stream", [False, True])
 def test_chat_usage_is_read_on_the_pipeline_worker(client: PaidOpenAI, fake_provider: Any,
                                                    paid_ledger: LedgerView,
-                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   reader_threads: Any,
                                                    stream: bool) -> None:
     """A chat completion's usage (a stream's too) is normalised off the caller's thread."""
-    import threading
-
     from paid_hooks_openai import _usage
 
-    threads: list[str] = []
-    original = _usage.chat_usage
-
-    def watched(usage: Any) -> Any:
-        threads.append(threading.current_thread().name)
-        return original(usage)
-
-    monkeypatch.setattr(_usage, "chat_usage", watched)
+    threads = reader_threads(_usage, "chat_usage")
     fake_provider.queue(FakeReply(text=TEXT, usage=USAGE))
     with trace():
         if stream:
