@@ -229,3 +229,25 @@ def test_a_producer_outrunning_the_worker_yields_to_it_and_loses_nothing(tmp_pat
         pm.unregister(name="gated-pricing")
     assert len(rows) == 100 and {r["cost_status"] for r in rows} == {"priced"}
     assert sig["ai_calls"] == 100
+
+
+def test_recording_a_signal_makes_no_system_call_for_its_key(tmp_path, monkeypatch):
+    """The default idempotency key comes from the ``random`` module, not ``os.urandom``
+    (a system call hands the GIL to other threads); keys stay distinct 128-bit hex."""
+    import os
+
+    def refuse(n: int) -> bytes:
+        raise AssertionError("os.urandom on the caller's thread")
+
+    with temporary_ledger(tmp_path) as ledger:
+        monkeypatch.setattr(os, "urandom", refuse)
+        records = []
+        for i in range(50):
+            with paid_tracing(f"cust-{i}", external_agent_id="sdr"):
+                records.append(signal("done", enable_cost_tracing=True))
+        monkeypatch.undo()
+        paid_hooks.flush(10)
+        stored = {s["idempotency_key"] for s in ledger.signals()}
+    keys = {r.idempotency_key for r in records}
+    assert len(keys) == 50 and stored == keys
+    assert all(len(k) == 32 and int(k, 16) >= 0 for k in keys)
