@@ -251,3 +251,34 @@ def test_recording_a_signal_makes_no_system_call_for_its_key(tmp_path, monkeypat
     keys = {r.idempotency_key for r in records}
     assert len(keys) == 50 and stored == keys
     assert all(len(k) == 32 and int(k, 16) >= 0 for k in keys)
+
+
+def test_the_pipeline_hands_the_ledger_flat_call_rows_of_plain_values(tmp_path):
+    """Buffered call rows are no containers of their own: the batch reaches the ledger as
+    one flat list of strings and numbers (a tuple per row kept the garbage collector's
+    young generation filling up until the batch was written)."""
+    import gc
+
+    seen: list[tuple[list[Any], bool]] = []
+    with temporary_ledger(tmp_path) as view:
+        write_rows = view.ledger.write_rows
+
+        def watched(calls: list[Any], signals: list[Any], *, flat_calls: bool = False) -> None:
+            seen.append((list(calls), flat_calls))
+            write_rows(calls, signals, flat_calls=flat_calls)
+
+        view.ledger.write_rows = watched  # type: ignore[method-assign]
+        with paid_tracing("acme", external_agent_id="sdr"):
+            for i in range(5):
+                _one_call(i)
+            signal("done", enable_cost_tracing=True)
+        paid_hooks.flush(10)
+        rows = view.calls()
+    from paid_hooks.ledger._common import CALL_COLUMNS
+
+    [(calls, flat)] = seen
+    width, response_id = len(CALL_COLUMNS), CALL_COLUMNS.index("response_id")
+    assert flat and len(calls) == 5 * width
+    assert not any(gc.is_tracked(value) for value in calls)
+    assert [calls[i + response_id] for i in range(0, len(calls), width)] == [
+        r["response_id"] for r in rows] == [f"resp-{i}" for i in range(5)]

@@ -12,14 +12,14 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from paid_hooks import _pipeline
 from paid_hooks.attributes import SCOPE_NAME
-from paid_hooks.ledger._common import SQLLedger
+from paid_hooks.ledger._common import CALL_COLUMNS, SQLLedger
 from paid_hooks.model import PricedCall, SignalRecord
 
 __all__ = ["LedgerSink", "LedgerSpanExporter", "OwnSpansBatchProcessor", "RowWriter"]
 
 RowWriter = tuple[Callable[[PricedCall], tuple[Any, ...]],
                   Callable[[SignalRecord], tuple[Any, ...]],
-                  Callable[[list[tuple[Any, ...]], list[tuple[Any, ...]]], None]]
+                  Callable[[list[Any], list[tuple[Any, ...]]], None]]
 """``(call_row, signal_row, write_rows)``: see :meth:`LedgerSpanExporter.row_writer`."""
 
 log = logging.getLogger("paid_hooks.ledger")
@@ -69,9 +69,10 @@ class LedgerSpanExporter(SpanExporter):
         ``None`` when the ledger is not one of ours, or its ``write`` is not the one rows
         stand for (records go through :meth:`write` then).
 
-        ``write_rows(calls, signals)`` takes rows made by the two builders, writes them in
-        one transaction and never raises (a failure is logged and counted, as in
-        :meth:`write`).
+        ``write_rows(calls, signals)`` takes rows made by the two builders, the call rows
+        flat (their values one row after another in one list: ``SQLLedger.write_rows``
+        with ``flat_calls``), writes them in one transaction and never raises (a failure
+        is logged and counted, as in :meth:`write`).
         """
         ledger = self.ledger
         if not isinstance(ledger, SQLLedger) or getattr(
@@ -80,13 +81,15 @@ class LedgerSpanExporter(SpanExporter):
         call_row, signal_row = ledger.row_builders()
         write_rows = ledger.write_rows
 
-        def write(calls: list[tuple[Any, ...]], signals: list[tuple[Any, ...]]) -> None:
+        width = len(CALL_COLUMNS)
+
+        def write(calls: list[Any], signals: list[tuple[Any, ...]]) -> None:
             try:
-                write_rows(calls, signals)
+                write_rows(calls, signals, flat_calls=True)
             except Exception:
                 self.failed_batches += 1
                 log.exception("paid_hooks: could not write %d calls and %d signals to the "
-                              "ledger", len(calls), len(signals))
+                              "ledger", len(calls) // width, len(signals))
 
         return call_row, signal_row, write
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -49,6 +49,7 @@ SCHEMES = ("postgresql://", "postgres://")
 _SCHEMA_LOCK = int.from_bytes(b"paidhook", "big")  # pg_advisory_xact_lock key
 _MASK = "***"
 _T = TypeVar("_T")
+_CALL_WIDTH = len(CALL_COLUMNS)
 
 
 def _numeric_total(value: Any) -> Decimal | None:
@@ -106,7 +107,14 @@ class _Staging:
                     f"ORDER BY seq{tail}"))
 
 
-def _rounds(rows: list[tuple[Any, ...]], key: Callable[[tuple[Any, ...]], Any]
+def _rows_of(values: list[Any], width: int) -> Iterator[list[Any]]:
+    """The rows whose values ``values`` holds one after another (``width`` values each),
+    one short-lived slice at a time."""
+    for start in range(0, len(values), width):
+        yield values[start:start + width]
+
+
+def _rounds(rows: Iterable[Sequence[Any]], key: Callable[[Sequence[Any]], Any]
             ) -> tuple[list[int], int]:
     """The round of each row, and how many rounds: no key repeats within a round.
 
@@ -125,11 +133,11 @@ def _rounds(rows: list[tuple[Any, ...]], key: Callable[[tuple[Any, ...]], Any]
     return rounds, max(rounds, default=-1) + 1
 
 
-def _call_key(row: tuple[Any, ...]) -> Any:
+def _call_key(row: Sequence[Any]) -> Any:
     return row[0], row[2]  # trace_id, dedupe_key
 
 
-def _signal_key(row: tuple[Any, ...]) -> Any:
+def _signal_key(row: Sequence[Any]) -> Any:
     return row[8]  # idempotency_key
 
 
@@ -311,16 +319,25 @@ class PostgresLedger(SQLLedger):
                     reused = False
                     conn = self._connection()
 
-    def _write_rows(self, calls: list[tuple[Any, ...]], signals: list[tuple[Any, ...]]) -> None:
-        batches = [(staging, rows, *_rounds(rows, key)) for staging, rows, key in (
-            (self._calls, calls, _call_key), (self._signals, signals, _signal_key)) if rows]
+    def _write_rows(self, calls: list[Any], signals: list[tuple[Any, ...]]) -> None:
+        """Calls flat (see :meth:`SQLLedger.write_rows`), signals a tuple a row."""
+
+        def call_rows() -> Iterable[Sequence[Any]]:
+            return _rows_of(calls, _CALL_WIDTH)
+
+        def signal_rows() -> Iterable[Sequence[Any]]:
+            return signals
+
+        batches = [(staging, rows, *_rounds(rows(), key)) for staging, rows, key, present in (
+            (self._calls, call_rows, _call_key, calls),
+            (self._signals, signal_rows, _signal_key, signals)) if present]
 
         def work(conn: psycopg.Connection[DictRow]) -> None:
             with conn.transaction(), conn.cursor() as cur:
                 for staging, rows, rounds, count in batches:
                     cur.execute(staging.create)
                     with cur.copy(staging.copy) as copy:
-                        for seq, (row, n) in enumerate(zip(rows, rounds, strict=True)):
+                        for seq, (row, n) in enumerate(zip(rows(), rounds, strict=True)):
                             copy.write_row((seq, n, *row))
                     for n in range(count):
                         cur.execute(staging.upsert, (n,))

@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from paid_hooks.ledger._common import (
+    CALL_COLUMNS,
     PICO,
     SCHEMA_VERSION,
+    SIGNAL_COLUMNS,
     SIGNAL_TOTALS,
     SQLITE_BEHIND,
     Dialect,
@@ -98,11 +100,12 @@ def _sqlite_signal_row(rec: SignalRecord) -> tuple[Any, ...]:
     return tuple([_NULL if value is None else value for value in signal_row(rec)])
 
 
-def _insert_many(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]],
+def _insert_many(conn: sqlite3.Connection, sql: str, values: list[Any], width: int,
                  max_variables: int = _MAX_VARIABLES) -> None:
-    """Insert ``rows`` (ready to bind: no ``None``) with multi-row statements: the same
-    effect as ``executemany``, for an upsert that a row repeated right after itself
-    leaves alone (both of ours: ``ON CONFLICT ... DO NOTHING``, and ``DO UPDATE ... WHERE
+    """Insert the rows whose values ``values`` holds one row after another (``width``
+    values a row, ready to bind: no ``None``) with multi-row statements: the same effect
+    as ``executemany``, for an upsert that a row repeated right after itself leaves alone
+    (both of ours: ``ON CONFLICT ... DO NOTHING``, and ``DO UPDATE ... WHERE
     excluded.richness > ai_calls.richness``: never true of a row against itself).
 
     SQLite applies the rows of one ``INSERT ... VALUES (...), (...)`` in order, each
@@ -116,23 +119,26 @@ def _insert_many(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]
     few fixed smaller sizes (:data:`_TAIL_SIZES`) for the rest, the last one made up with
     copies of the last row, which change nothing (at most as many copies as rows, ~1.5 µs
     each). Ingest benchmark: 8,192 records in 8 statements of 1,024 rows instead of ~36
-    of 256. Few distinct statements, each compiled once per connection.
+    of 256. Few distinct statements, each compiled once per connection. Each statement
+    binds a slice of ``values``: no tuple per row on the way.
     """
-    sizes = _statement_sizes(len(rows[0]), max_variables)
+    sizes = _statement_sizes(width, max_variables)
     start = 0
-    total = len(rows)
+    total = len(values) // width
     while start < total:
         left = total - start
         size = _next_size(sizes, left)
         if size > left:  # the last statement: left rows and copies of the last one
-            tail = rows[start:]
-            tail.extend(repeat(tail[-1], size - left))  # no-op copies (see above)
-            conn.execute(_multi_row_sql(sql, size), list(chain.from_iterable(tail)))
+            params = values[start * width:]
+            params += params[-width:] * (size - left)  # no-op copies (see above)
+            conn.execute(_multi_row_sql(sql, size), params)
             return
-        conn.execute(_multi_row_sql(sql, size),
-                     list(chain.from_iterable(rows[start:start + size])))
+        conn.execute(_multi_row_sql(sql, size), values[start * width:(start + size) * width])
         start += size
 
+
+_CALL_WIDTH = len(CALL_COLUMNS)
+_SIGNAL_WIDTH = len(SIGNAL_COLUMNS)
 
 _MAX_ROWS = 1024
 """Rows of one INSERT at most (where the variable limit allows: SQLite's own default is
@@ -348,19 +354,22 @@ class SQLiteLedger(SQLLedger):
         """Rows ready to bind: :data:`_NULL` in place of ``None``."""
         return _sqlite_call_row, _sqlite_signal_row
 
-    def _write_rows(self, calls: list[tuple[Any, ...]], signals: list[tuple[Any, ...]]) -> None:
-        """Rows from :meth:`row_builders` (no ``None``: see :data:`_NULL`)."""
+    def _write_rows(self, calls: list[Any], signals: list[tuple[Any, ...]]) -> None:
+        """Rows from :meth:`row_builders` (no ``None``: see :data:`_NULL`), calls flat."""
         conn = self._conn()
         with self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 max_variables = self._local.max_variables
                 if calls:
-                    _insert_many(conn, self.dialect.insert_call(), calls, max_variables)
+                    _insert_many(conn, self.dialect.insert_call(), calls, _CALL_WIDTH,
+                                 max_variables)
                     for statement in _SUMMARIZE:
                         conn.execute(statement)
                 if signals:
-                    _insert_many(conn, self.dialect.insert_signal(), signals, max_variables)
+                    _insert_many(conn, self.dialect.insert_signal(),
+                                 list(chain.from_iterable(signals)), _SIGNAL_WIDTH,
+                                 max_variables)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

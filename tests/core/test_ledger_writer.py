@@ -18,6 +18,7 @@ from paid_hooks.testing import LedgerView, temporary_ledger
 
 WRITER = "paid-hooks-ledger-writer"
 _RESPONSE_ID = CALL_COLUMNS.index("response_id")
+_WIDTH = len(CALL_COLUMNS)
 
 
 def _record(n: int) -> None:
@@ -41,14 +42,17 @@ class Writes:
         self.sizes: list[int] = []
         self.batches: list[list[str]] = []  # the response ids of each batch
 
-    def __call__(self, calls: list[Any], signals: list[Any]) -> None:
+    def __call__(self, calls: list[Any], signals: list[Any], *, flat_calls: bool = False
+                 ) -> None:
         self.threads.append(threading.current_thread().name)
         self.gate.wait(10)
-        self.sizes.append(len(calls) + len(signals))
-        self.batches.append([row[_RESPONSE_ID] for row in calls])
+        rows = ([calls[i:i + _WIDTH] for i in range(0, len(calls), _WIDTH)] if flat_calls
+                else calls)
+        self.sizes.append(len(rows) + len(signals))
+        self.batches.append([row[_RESPONSE_ID] for row in rows])
         if len(self.sizes) in self.fail:
             raise OSError("disk full")
-        self.write_rows(calls, signals)
+        self.write_rows(calls, signals, flat_calls=flat_calls)
 
 
 def _wrap(view: LedgerView, **kwargs: Any) -> Writes:

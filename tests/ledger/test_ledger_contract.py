@@ -219,3 +219,26 @@ def test_report_money_never_uses_exponent_notation():
     assert _usd(Decimal("1E+3")) == "1000"
     assert _usd(Decimal("0.000210")) == "0.00021"
     assert _usd(None) == "0"
+
+
+def test_write_rows_takes_call_rows_as_tuples_or_flat_alike(open_backend):
+    """``write_rows`` with a tuple per call row, and with the rows' values in one flat list
+    (``flat_calls``, how the pipeline hands them over), writes the same ledger; duplicates
+    within the batch keep the richest row either way."""
+    records = [priced(i + 1, f"0.0{i % 3 + 1}", response_id=f"resp-{i // 2}",
+                      usage=Usage(input_tokens=10 + i, output_tokens=i % 2 or None))
+               for i in range(7)]
+    signals = [sig("done", "k-1", 9)]
+    ledgers = []
+    for flat in (False, True):
+        ledger = open_backend()
+        call_row, signal_row = ledger.row_builders()
+        rows = [call_row(r) for r in records]
+        calls = [value for row in rows for value in row] if flat else rows
+        ledger.write_rows(calls, [signal_row(s) for s in signals], flat_calls=flat)
+        ledgers.append(ledger)
+    tuples, flat = ([{k: v for k, v in row.items() if k != "id"} for row in lg.calls()]
+                    for lg in ledgers)
+    assert tuples == flat and len(flat) == 4
+    assert [r["output_tokens"] for r in flat] == [1, 1, 1, None]
+    assert [s["idempotency_key"] for s in ledgers[1].signals()] == ["k-1"]
