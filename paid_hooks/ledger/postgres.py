@@ -320,17 +320,16 @@ class PostgresLedger(SQLLedger):
                     conn = self._connection()
 
     def _write_rows(self, calls: list[Any], signals: list[tuple[Any, ...]]) -> None:
-        """Calls flat (see :meth:`SQLLedger.write_rows`), signals a tuple a row."""
-
-        def call_rows() -> Iterable[Sequence[Any]]:
-            return _rows_of(calls, _CALL_WIDTH)
-
-        def signal_rows() -> Iterable[Sequence[Any]]:
-            return signals
-
-        batches = [(staging, rows, *_rounds(rows(), key)) for staging, rows, key, present in (
-            (self._calls, call_rows, _call_key, calls),
-            (self._signals, signal_rows, _signal_key, signals)) if present]
+        """Calls flat (see :meth:`SQLLedger.write_rows`), signals a tuple a row. A call
+        row is a slice of ``calls`` taken when it is read (twice: for its round, for the
+        copy), so no object per row outlives its use."""
+        sources: list[tuple[_Staging, Callable[[], Iterable[Sequence[Any]]],
+                            Callable[[Sequence[Any]], Any]]] = []
+        if calls:
+            sources.append((self._calls, lambda: _rows_of(calls, _CALL_WIDTH), _call_key))
+        if signals:
+            sources.append((self._signals, lambda: signals, _signal_key))
+        batches = [(staging, rows, *_rounds(rows(), key)) for staging, rows, key in sources]
 
         def work(conn: psycopg.Connection[DictRow]) -> None:
             with conn.transaction(), conn.cursor() as cur:
